@@ -1,0 +1,235 @@
+//! The engine: built once from a config, it analyzes batches of traces with
+//! every registered detector and scorer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, Schema};
+use crate::event::SpanEvent;
+use crate::finding::{Confidence, Finding, Severity};
+use crate::ingest::IngestStats;
+use crate::registry::{
+    self, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary, RegistryError, ScoreInput,
+    Scorer, ScorerDescriptor, Value,
+};
+use crate::report::{AnalysisInfo, GateResult, QualityGate, Report};
+use crate::trace::{Trace, group_traces};
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("detector or scorer `{id}` refused its configuration: {message}")]
+    Build { id: &'static str, message: String },
+}
+
+/// A detector ready to run, with its descriptor.
+pub struct LoadedDetector {
+    pub descriptor: &'static DetectorDescriptor,
+    pub detector: Box<dyn Detector>,
+}
+
+/// A scorer ready to run, with its descriptor.
+pub struct LoadedScorer {
+    pub descriptor: &'static ScorerDescriptor,
+    pub scorer: Box<dyn Scorer>,
+}
+
+/// The result of analyzing one batch, before it becomes a report.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    /// Findings, sorted on the full key (see [`Engine::sort_findings`]).
+    pub findings: Vec<Finding>,
+    pub green_summary: GreenSummary,
+    pub per_endpoint_io_ops: Vec<EndpointIo>,
+}
+
+/// Detectors, scorers and quality gate built from one configuration.
+pub struct Engine {
+    config: Arc<Config>,
+    detectors: Vec<LoadedDetector>,
+    scorers: Vec<LoadedScorer>,
+    by_id: BTreeMap<&'static str, &'static DetectorDescriptor>,
+    gate: Vec<(GateRule, f64)>,
+}
+
+impl Engine {
+    /// The schema of every registered tunable; load a [`Config`] against it.
+    pub fn schema() -> Result<Schema, RegistryError> {
+        Schema::from_registry()
+    }
+
+    /// Builds every registered detector and scorer from `config`. A config
+    /// that a descriptor rejects is an error here, never during analysis.
+    pub fn new(config: Config) -> Result<Engine, EngineError> {
+        let config = Arc::new(config);
+        let mut detectors = Vec::new();
+        let mut by_id = BTreeMap::new();
+        for d in registry::detectors()? {
+            let detector = (d.build)(&config.settings_for(d.tunables))
+                .map_err(|message| EngineError::Build { id: d.id, message })?;
+            by_id.insert(d.id, d);
+            detectors.push(LoadedDetector { descriptor: d, detector });
+        }
+        let mut scorers = Vec::new();
+        let mut gate = Vec::new();
+        for d in &detectors {
+            gate.extend(d.descriptor.gate_rules.iter().copied());
+        }
+        for s in registry::scorers()? {
+            let scorer =
+                (s.build)(&config.settings_for(s.tunables)).map_err(|message| EngineError::Build { id: s.id, message })?;
+            gate.extend(s.gate_rules.iter().copied());
+            scorers.push(LoadedScorer { descriptor: s, scorer });
+        }
+        let gate = gate
+            .into_iter()
+            .map(|rule| {
+                let threshold = match config.value(&rule.tunable()) {
+                    Some(Value::Int(i)) => i as f64,
+                    Some(Value::Float(f)) => f,
+                    _ => 0.0,
+                };
+                (rule, threshold)
+            })
+            .collect();
+        Ok(Engine { config, detectors, scorers, by_id, gate })
+    }
+
+    /// An engine with every default.
+    pub fn with_defaults() -> Result<Engine, EngineError> {
+        Engine::new(Config::defaults(Engine::schema()?))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn detectors(&self) -> &[LoadedDetector] {
+        &self.detectors
+    }
+
+    pub fn scorers(&self) -> &[LoadedScorer] {
+        &self.scorers
+    }
+
+    /// The descriptor of a finding type, if registered.
+    pub fn descriptor(&self, finding_type: &str) -> Option<&'static DetectorDescriptor> {
+        self.by_id.get(finding_type).copied()
+    }
+
+    /// Runs every detector and scorer over a batch of traces.
+    pub fn analyze(&self, traces: &[Trace], confidence: Confidence) -> Analysis {
+        let mut findings = Vec::new();
+        let mut fresh = Vec::new();
+        for trace in traces {
+            let start = findings.len();
+            for d in &self.detectors {
+                d.detector.detect(trace, &findings[start..], &mut fresh);
+                findings.append(&mut fresh);
+            }
+        }
+        if traces.len() >= 2 {
+            for d in &self.detectors {
+                d.detector.detect_batch(traces, &mut findings);
+            }
+        }
+        let mut summary = GreenSummary::default();
+        let input = ScoreInput { traces, detectors: &self.by_id };
+        for s in &self.scorers {
+            s.scorer.score(&input, &mut findings, &mut summary);
+        }
+        for f in &mut findings {
+            f.confidence = confidence;
+            f.signature = f.compute_signature();
+        }
+        self.sort_findings(&mut findings);
+        Analysis { findings, green_summary: summary, per_endpoint_io_ops: endpoint_io(traces) }
+    }
+
+    /// Sorts findings on a full key: detector rank, severity, trace id,
+    /// endpoint, template, then service, timestamps, counts, suggestion and
+    /// span ids, so that ties never depend on input or hash order.
+    pub fn sort_findings(&self, findings: &mut [Finding]) {
+        let rank = |f: &Finding| self.by_id.get(f.finding_type.as_str()).map_or(u32::MAX, |d| d.rank);
+        findings.sort_by(|a, b| {
+            (rank(a), &a.finding_type, a.severity, &a.trace_id, &a.source_endpoint, &a.pattern.template)
+                .cmp(&(rank(b), &b.finding_type, b.severity, &b.trace_id, &b.source_endpoint, &b.pattern.template))
+                .then_with(|| {
+                    (&a.service, &a.first_timestamp, &a.last_timestamp, a.pattern.occurrences, a.pattern.distinct_params)
+                        .cmp(&(&b.service, &b.first_timestamp, &b.last_timestamp, b.pattern.occurrences, b.pattern.distinct_params))
+                })
+                .then_with(|| (a.pattern.window_ms, &a.suggestion, &a.span_ids).cmp(&(b.pattern.window_ms, &b.suggestion, &b.span_ids)))
+        });
+    }
+
+    /// Evaluates the `[thresholds]` rules on final findings and scorer metrics.
+    pub fn quality_gate(&self, findings: &[Finding], summary: &GreenSummary) -> QualityGate {
+        let rules: Vec<GateResult> = self
+            .gate
+            .iter()
+            .map(|(rule, threshold)| {
+                let actual = match rule.measure {
+                    GateMeasure::Findings { finding_type, min_severity } => findings
+                        .iter()
+                        .filter(|f| f.finding_type == finding_type && f.severity <= min_severity)
+                        .count() as f64,
+                    GateMeasure::Metric(name) => summary.metrics.get(name).copied().unwrap_or(0.0),
+                };
+                GateResult { rule: rule.key.to_owned(), threshold: *threshold, actual, passed: actual <= *threshold }
+            })
+            .collect();
+        QualityGate { passed: rules.iter().all(|r| r.passed), rules }
+    }
+
+    /// Groups events into traces, analyzes them and builds a batch report.
+    pub fn report(&self, events: Vec<SpanEvent>, stats: IngestStats) -> Report {
+        let events_processed = events.len() as u64;
+        let traces = group_traces(events);
+        let analysis = self.analyze(&traces, Confidence::CiBatch);
+        self.report_from(analysis, events_processed, traces.len() as u64, stats)
+    }
+
+    /// Wraps an analysis into a report with its quality gate.
+    pub fn report_from(&self, analysis: Analysis, events: u64, traces: u64, stats: IngestStats) -> Report {
+        let quality_gate = self.quality_gate(&analysis.findings, &analysis.green_summary);
+        Report {
+            analysis: AnalysisInfo {
+                duration_ms: 0,
+                events_processed: events,
+                traces_analyzed: traces,
+                spans_without_io_attributes: stats.spans_without_io_attributes,
+            },
+            findings: analysis.findings,
+            green_summary: analysis.green_summary.fields,
+            quality_gate,
+            per_endpoint_io_ops: analysis.per_endpoint_io_ops,
+            acknowledged_findings: Vec::new(),
+            binary_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }
+    }
+}
+
+/// Spans per (service, endpoint), sorted by service then endpoint.
+pub fn endpoint_io(traces: &[Trace]) -> Vec<EndpointIo> {
+    let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
+    for t in traces {
+        for s in &t.spans {
+            *counts.entry((s.event.service.as_str(), s.event.source.endpoint.as_str())).or_default() += 1;
+        }
+    }
+    let mut out: Vec<EndpointIo> = counts
+        .into_iter()
+        .map(|((service, endpoint), io_ops)| EndpointIo { service: service.to_owned(), endpoint: endpoint.to_owned(), io_ops })
+        .collect();
+    out.sort_by(|a, b| (&a.service, &a.endpoint).cmp(&(&b.service, &b.endpoint)));
+    out
+}
+
+/// Whether `severity` is at least as bad as `floor`.
+pub fn at_least(severity: Severity, floor: Severity) -> bool {
+    severity <= floor
+}

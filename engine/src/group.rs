@@ -1,0 +1,154 @@
+//! Helpers that detectors share: building a finding from a group of spans,
+//! window bounds, timing statistics and parameter counts (spec 03 §0).
+
+use std::collections::BTreeSet;
+
+use crate::finding::{CodeLocation, Confidence, Finding, Pattern, Severity};
+use crate::time::{NANOS_PER_MS, parse_timestamp};
+use crate::trace::Span;
+
+/// The first and last timestamps of a set of spans and the milliseconds between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    pub first_timestamp: String,
+    pub last_timestamp: String,
+    pub window_ms: u64,
+}
+
+/// Lexicographic min and max of the spans' timestamps, and the window between
+/// them. One span, or a timestamp that does not parse, gives a 0 window.
+pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
+    let mut it = spans.into_iter();
+    let Some(first) = it.next() else {
+        return Bounds { first_timestamp: String::new(), last_timestamp: String::new(), window_ms: 0 };
+    };
+    let (mut min, mut max) = (&first.event.timestamp, &first.event.timestamp);
+    for s in it {
+        if s.event.timestamp < *min {
+            min = &s.event.timestamp;
+        }
+        if s.event.timestamp > *max {
+            max = &s.event.timestamp;
+        }
+    }
+    let window_ms = match (parse_timestamp(min), parse_timestamp(max)) {
+        (Some(a), Some(b)) => u64::try_from(b.saturating_sub(a) / NANOS_PER_MS).unwrap_or(0),
+        _ => 0,
+    };
+    Bounds { first_timestamp: min.clone(), last_timestamp: max.clone(), window_ms }
+}
+
+/// Nearest-rank index: `max(ceil(p·n/100) − 1, 0)`, capped at `n − 1`.
+pub fn rank_index(n: usize, p: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    (p * n).div_ceil(100).saturating_sub(1).min(n - 1)
+}
+
+/// p50, p99 and the coefficient of variation × 1000 of span durations.
+pub fn timing_stats<'a>(spans: impl IntoIterator<Item = &'a Span>) -> (u64, u64, u64) {
+    let mut d: Vec<u64> = spans.into_iter().map(|s| s.event.duration_us).collect();
+    if d.is_empty() {
+        return (0, 0, 0);
+    }
+    d.sort_unstable();
+    let n = d.len();
+    let (p50, p99) = (d[rank_index(n, 50)], d[rank_index(n, 99)]);
+    let cv = coefficient_of_variation(&d).map_or(0, |cv| (cv * 1000.0).round() as u64);
+    (p50, p99, cv)
+}
+
+/// Population σ / μ of durations; `None` for fewer than two values or μ = 0.
+pub fn coefficient_of_variation(d: &[u64]) -> Option<f64> {
+    if d.len() < 2 {
+        return None;
+    }
+    let n = d.len() as f64;
+    let mean = d.iter().map(|&x| x as f64).sum::<f64>() / n;
+    if mean <= 0.0 {
+        return None;
+    }
+    let var = d.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    Some(var.sqrt() / mean)
+}
+
+/// Number of distinct parameter lists among the spans.
+pub fn distinct_params<'a>(spans: impl IntoIterator<Item = &'a Span>) -> u64 {
+    spans.into_iter().map(|s| s.params).collect::<BTreeSet<_>>().len() as u64
+}
+
+/// The code location of a span, when it has any `code.*` attribute.
+pub fn code_location(span: &Span) -> Option<CodeLocation> {
+    let e = &span.event;
+    if e.code_function.is_none() && e.code_filepath.is_none() && e.code_lineno.is_none() && e.code_namespace.is_none() {
+        return None;
+    }
+    Some(CodeLocation {
+        function: e.code_function.clone(),
+        filepath: e.code_filepath.clone(),
+        lineno: e.code_lineno,
+        namespace: e.code_namespace.clone(),
+    })
+}
+
+/// A finding about a group of spans (in trace order): service, endpoint, code
+/// location and scopes come from the first span; bounds and occurrences from
+/// the whole group. `distinct_params` is left at 0 and timing stats unset.
+pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str, group: &[&Span]) -> Finding {
+    let b = bounds(group.iter().copied());
+    let first = group.first();
+    Finding {
+        finding_type: finding_type.to_owned(),
+        severity,
+        trace_id: first.map(|s| s.event.trace_id.clone()).unwrap_or_default(),
+        service: first.map(|s| s.event.service.clone()).unwrap_or_default(),
+        source_endpoint: first.map(|s| s.event.source.endpoint.clone()).unwrap_or_default(),
+        pattern: Pattern {
+            template: template.to_owned(),
+            occurrences: group.len() as u64,
+            window_ms: b.window_ms,
+            ..Pattern::default()
+        },
+        suggestion: String::new(),
+        first_timestamp: b.first_timestamp,
+        last_timestamp: b.last_timestamp,
+        green_impact: None,
+        confidence: Confidence::CiBatch,
+        classification_method: None,
+        code_location: first.and_then(|s| code_location(s)),
+        instrumentation_scopes: first.map(|s| s.event.instrumentation_scopes.clone()).unwrap_or_default(),
+        suggested_fix: None,
+        signature: String::new(),
+        span_ids: group.iter().map(|s| s.event.span_id.clone()).collect(),
+    }
+}
+
+/// Fills the timing statistics of a finding from its group.
+pub fn with_timing(mut f: Finding, group: &[&Span]) -> Finding {
+    let (p50, p99, cv) = timing_stats(group.iter().copied());
+    f.pattern.span_duration_us_p50 = Some(p50);
+    f.pattern.span_duration_us_p99 = Some(p99);
+    f.pattern.span_duration_cv_x1000 = Some(cv);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        assert_eq!(rank_index(6, 50), 2);
+        assert_eq!(rank_index(6, 99), 5);
+        assert_eq!(rank_index(1, 50), 0);
+        assert_eq!(rank_index(10, 50), 4);
+    }
+
+    #[test]
+    fn cv_of_constant_is_zero() {
+        assert_eq!(coefficient_of_variation(&[5, 5, 5]), Some(0.0));
+        assert_eq!(coefficient_of_variation(&[5]), None);
+        assert_eq!(coefficient_of_variation(&[0, 0]), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! HTTP normalization (spec 02 §2): `METHOD /path/{id}/{uuid}`, with the query
+//! and the replaced path segments as parameters. Host and port are not part of
+//! the template.
+
+use super::ParamSink;
+
+/// How many `&`-separated query pairs are kept as parameters.
+pub const MAX_QUERY_PARAMS: usize = 100;
+
+/// Normalizes an HTTP call and returns its template; literals go to `params`.
+pub fn normalize_http(method: &str, target: &str, params: &mut impl ParamSink) -> String {
+    let rest = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://"));
+    let path_and_query = match rest {
+        Some(after_scheme) => match after_scheme.find('/') {
+            Some(p) => &after_scheme[p..],
+            None => "/",
+        },
+        None => target,
+    };
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    if let Some(q) = query {
+        for pair in q.split('&').take(MAX_QUERY_PARAMS) {
+            params.push(pair);
+        }
+    }
+    let mut out = String::with_capacity(method.len() + 1 + path.len());
+    out.push_str(method);
+    out.push(' ');
+    if path.is_empty() || path == "/" {
+        out.push('/');
+        return out;
+    }
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if is_uuid(seg) {
+            out.push_str("{uuid}");
+            params.push(seg);
+        } else if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str("{id}");
+            params.push(seg);
+        } else {
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(m: &str, t: &str) -> (String, Vec<String>) {
+        let mut p = Vec::new();
+        let s = normalize_http(m, t, &mut p);
+        (s, p)
+    }
+
+    #[test]
+    fn spec_examples() {
+        assert_eq!(
+            norm("GET", "http://ledger:8080/v2/accounts/1187/balance?currency=EUR"),
+            ("GET /v2/accounts/{id}/balance".into(), vec!["currency=EUR".into(), "1187".into()])
+        );
+        assert_eq!(
+            norm("DELETE", "/carts/0f8fad5b-d9cb-469f-a165-70867728950e/"),
+            ("DELETE /carts/{uuid}/".into(), vec!["0f8fad5b-d9cb-469f-a165-70867728950e".into()])
+        );
+        assert_eq!(norm("GET", "https://cdn.example.com"), ("GET /".into(), vec![]));
+        assert_eq!(norm("GET", "https://cdn.example.com?x=1"), ("GET /".into(), vec![]));
+    }
+
+    #[test]
+    fn keeps_empty_segments_and_mixed_ids() {
+        assert_eq!(norm("GET", "//a//12/").0, "GET //a//{id}/");
+        assert_eq!(norm("GET", "/users/user-123/v2").0, "GET /users/user-123/v2");
+        assert_eq!(norm("GET", "").0, "GET /");
+        assert_eq!(norm("GET", "HTTP://h/1").0, "GET HTTP://h/{id}");
+    }
+
+    #[test]
+    fn caps_query_pairs() {
+        let q: Vec<String> = (0..150).map(|i| format!("k{i}=v")).collect();
+        let (_, p) = norm("GET", &format!("/x?{}", q.join("&")));
+        assert_eq!(p.len(), MAX_QUERY_PARAMS);
+    }
+}

@@ -1,0 +1,257 @@
+//! SQL normalization (spec 02 §1): one left-to-right scan that replaces string,
+//! number and dollar-quoted literals with `?`, turns positional `$N`
+//! placeholders into `$?`, and collapses `IN (?, ?, …)` lists to `IN (?)`.
+
+use super::ParamSink;
+
+/// How much of a statement is looked at; the rest is dropped.
+pub const MAX_SQL_BYTES: usize = 65_536;
+
+/// Normalizes `sql` and returns its template; removed literals go to `params`.
+pub fn normalize_sql(sql: &str, params: &mut impl ParamSink) -> String {
+    let sql = cut(sql, MAX_SQL_BYTES);
+    let b = sql.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut value = String::new();
+    let mut saw_in = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' => {
+                // String literal; `''` is an escaped quote.
+                value.clear();
+                let mut j = i + 1;
+                let mut start = j;
+                loop {
+                    if j >= b.len() {
+                        value.push_str(&sql[start..]);
+                        break;
+                    }
+                    if b[j] == b'\'' {
+                        value.push_str(&sql[start..j]);
+                        if b.get(j + 1) == Some(&b'\'') {
+                            value.push('\'');
+                            j += 2;
+                            start = j;
+                            continue;
+                        }
+                        j += 1;
+                        break;
+                    }
+                    j += 1;
+                }
+                params.push(&value);
+                out.push(b'?');
+                i = j;
+            }
+            b'"' => {
+                // Quoted identifier: copied verbatim up to and including the closing quote.
+                let end = b[i + 1..].iter().position(|&x| x == b'"').map_or(b.len(), |p| i + 1 + p + 1);
+                out.extend_from_slice(&b[i..end]);
+                i = end;
+            }
+            b'$' => {
+                if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    let mut j = i + 1;
+                    while j < b.len() && b[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                    out.extend_from_slice(b"$?");
+                    i = j;
+                } else if let Some(tag_end) = dollar_tag_end(b, i) {
+                    let tag = &b[i..=tag_end];
+                    let body_start = tag_end + 1;
+                    let (body_end, next) = match find(&b[body_start..], tag) {
+                        Some(p) => (body_start + p, body_start + p + tag.len()),
+                        None => (b.len(), b.len()),
+                    };
+                    params.push(&sql[body_start..body_end]);
+                    out.push(b'?');
+                    i = next;
+                } else {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+            b'0'..=b'9' if i == 0 || !is_word_byte(b[i - 1]) => {
+                let mut j = i;
+                let mut seen_dot = false;
+                while j < b.len() {
+                    if b[j].is_ascii_digit() {
+                        j += 1;
+                    } else if b[j] == b'.' && !seen_dot {
+                        seen_dot = true;
+                        j += 1;
+                    } else {
+                        break;
+                    }
+                }
+                params.push(&sql[i..j]);
+                out.push(b'?');
+                i = j;
+            }
+            b'I' | b'i' => {
+                if !saw_in
+                    && matches!(b.get(i + 1), Some(b'N' | b'n'))
+                    && (i == 0 || b[i - 1].is_ascii_whitespace())
+                    && !b.get(i + 2).is_some_and(u8::is_ascii_alphanumeric)
+                {
+                    saw_in = true;
+                }
+                out.push(c);
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    // Only ASCII bytes were replaced, and only by ASCII: `out` stays UTF-8.
+    let template = String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    if saw_in { collapse_in_lists(&template) } else { template }
+}
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// If a dollar-quote opener (`$$` or `$tag$`) starts at `i`, the index of its closing `$`.
+fn dollar_tag_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < b.len() && is_word_byte(b[j]) {
+        j += 1;
+    }
+    (b.get(j) == Some(&b'$')).then_some(j)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Replaces every `IN`, optional spaces, `(`, one or more `?` separated by
+/// commas, `)` with `IN (?)`, case-insensitively and not word-bounded, as the
+/// reference's regular expression does.
+fn collapse_in_lists(t: &str) -> String {
+    let b = t.as_bytes();
+    let mut out = String::with_capacity(t.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i].eq_ignore_ascii_case(&b'i') && b[i + 1].eq_ignore_ascii_case(&b'n') {
+            if let Some(end) = match_in_list(b, i + 2) {
+                out.push_str(&t[copied..i]);
+                out.push_str("IN (?)");
+                copied = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&t[copied..]);
+    out
+}
+
+/// Matches `\s*\(\s*\?(\s*,\s*\?)*\s*\)` at `i`; returns the end index.
+fn match_in_list(b: &[u8], mut i: usize) -> Option<usize> {
+    let ws = |b: &[u8], mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    i = ws(b, i);
+    if b.get(i) != Some(&b'(') {
+        return None;
+    }
+    i = ws(b, i + 1);
+    if b.get(i) != Some(&b'?') {
+        return None;
+    }
+    i += 1;
+    loop {
+        let j = ws(b, i);
+        match b.get(j) {
+            Some(b',') => {
+                let k = ws(b, j + 1);
+                if b.get(k) != Some(&b'?') {
+                    return None;
+                }
+                i = k + 1;
+            }
+            Some(b')') => return Some(j + 1),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> (String, Vec<String>) {
+        let mut p = Vec::new();
+        let t = normalize_sql(s, &mut p);
+        (t, p)
+    }
+
+    #[test]
+    fn spec_examples() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("select * from t where a = 7 and b = 'x'", "select * from t where a = ? and b = ?", &["7", "x"]),
+            ("SELECT col_2 FROM \"T9\" WHERE v > 2.50", "SELECT col_2 FROM \"T9\" WHERE v > ?", &["2.50"]),
+            ("UPDATE t SET s = 'it''s' WHERE id IN ( 4 ,5 )", "UPDATE t SET s = ? WHERE id IN (?)", &["it's", "4", "5"]),
+            ("SELECT * FROM t WHERE id = $1 LIMIT 10", "SELECT * FROM t WHERE id = $? LIMIT ?", &["10"]),
+            ("SELECT * FROM t WHERE id = ?", "SELECT * FROM t WHERE id = ?", &[]),
+            ("SELECT   1", "SELECT   ?", &["1"]),
+        ];
+        for (input, template, params) in cases {
+            let (t, p) = norm(input);
+            assert_eq!(&t, template, "{input}");
+            assert_eq!(p, *params, "{input}");
+        }
+    }
+
+    #[test]
+    fn dollar_quotes_and_placeholders() {
+        assert_eq!(norm("SELECT $$a'b$$, $x$1$x$"), ("SELECT ?, ?".into(), vec!["a'b".into(), "1".into()]));
+        assert_eq!(norm("SELECT $12, $abc"), ("SELECT $?, $abc".into(), vec![]));
+        assert_eq!(norm("SELECT $t$open"), ("SELECT ?".into(), vec!["open".into()]));
+    }
+
+    #[test]
+    fn edge_rules() {
+        assert_eq!(norm("x = 'open").0, "x = ?");
+        assert_eq!(norm("a = -5").1, vec!["5"]);
+        assert_eq!(norm("t1 = 0x1F").0, "t1 = ?x1F");
+        assert_eq!(norm("v = 1.2.3"), ("v = ?.?".into(), vec!["1.2".into(), "3".into()]));
+        assert_eq!(norm("SELECT \"a 1").0, "SELECT \"a 1");
+        // The IN gate opens the regex for MIN(...) too.
+        assert_eq!(norm("SELECT MIN(1, 2) FROM t WHERE a IN (3)").0, "SELECT MIN (?) FROM t WHERE a IN (?)");
+        // No IN keyword, no collapse.
+        assert_eq!(norm("SELECT MIN(1, 2)").0, "SELECT MIN(?, ?)");
+        assert_eq!(norm("where id in(1,2)").0, "where id IN (?)");
+        assert_eq!(norm("where x_in (1,2)").0, "where x_in (?,?)");
+        assert_eq!(norm("where id in (1,2)").0, "where id IN (?)");
+        assert_eq!(norm("where é1 = 2").0, "where é? = ?");
+    }
+
+    #[test]
+    fn long_input_is_cut_on_a_char_boundary() {
+        let s = format!("{}é", "a".repeat(MAX_SQL_BYTES - 1));
+        assert_eq!(norm(&s).0.len(), MAX_SQL_BYTES - 1);
+    }
+}

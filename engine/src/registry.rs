@@ -1,0 +1,384 @@
+//! The registry: detectors and scorers describe themselves with a descriptor
+//! and submit it to `inventory`; the engine finds them at start-up.
+//!
+//! A descriptor holds only constants and function pointers, so it can be
+//! submitted from any crate. Its tunables are declared next to it: the config
+//! loader validates them, `--help` and the man page list them, and `build`
+//! receives them already typed and range-checked. Nothing here names a
+//! concrete detector or scorer.
+
+use std::collections::BTreeMap;
+
+use crate::finding::{Finding, Severity};
+use crate::trace::Trace;
+
+/// The type of a tunable and the values it accepts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Bool,
+    /// An integer in `min..=max`.
+    Int { min: i64, max: i64 },
+    /// A finite float in `min..=max`.
+    Float { min: f64, max: f64 },
+    /// Free text without control characters.
+    Str,
+    /// One of the listed words, trimmed and compared case-insensitively; empty
+    /// means the default.
+    Choice(&'static [&'static str]),
+    /// A table of string keys to string values (e.g. `[green.service_regions]`).
+    StrMap,
+    /// An array of strings.
+    StrList,
+    /// A sub-table whose keys are checked by its consumer, not by the loader.
+    Table,
+}
+
+/// A tunable's default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DefaultValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'static str),
+    /// Unset unless the file sets it.
+    None,
+}
+
+/// One config key: where it lives, its type, default, range and documentation.
+#[derive(Debug, Clone, Copy)]
+pub struct Tunable {
+    /// The TOML table, e.g. `detection` or `daemon.correlation`.
+    pub section: &'static str,
+    pub key: &'static str,
+    pub kind: Kind,
+    pub default: DefaultValue,
+    /// A range outside which the value is accepted with a warning.
+    pub advised: Option<(f64, f64)>,
+    /// One or two sentences: what it bounds, what happens at the limit.
+    pub doc: &'static str,
+}
+
+impl Tunable {
+    /// `section.key`.
+    pub fn path(&self) -> String {
+        format!("{}.{}", self.section, self.key)
+    }
+
+    /// The default as TOML text, for help and docs (`none` when unset).
+    pub fn default_text(&self) -> String {
+        match self.default {
+            DefaultValue::Bool(b) => b.to_string(),
+            DefaultValue::Int(i) => i.to_string(),
+            DefaultValue::Float(f) => format!("{f:?}"),
+            DefaultValue::Str(s) => format!("{s:?}"),
+            DefaultValue::None => match self.kind {
+                Kind::StrMap | Kind::Table => "{}".into(),
+                Kind::StrList => "[]".into(),
+                _ => "none".into(),
+            },
+        }
+    }
+
+    /// The accepted values, for help and docs.
+    pub fn range_text(&self) -> String {
+        match self.kind {
+            Kind::Bool => "true or false".into(),
+            Kind::Int { min, max } => format!("{min} to {max}"),
+            Kind::Float { min, max } if max == f64::MAX => format!("{min:?} or more"),
+            Kind::Float { min, max } => format!("{min:?} to {max:?}"),
+            Kind::Str => "text".into(),
+            Kind::Choice(c) => c.join(", "),
+            Kind::StrMap => "table of strings".into(),
+            Kind::StrList => "array of strings".into(),
+            Kind::Table => "table".into(),
+        }
+    }
+}
+
+/// What a quality-gate rule measures.
+#[derive(Debug, Clone, Copy)]
+pub enum GateMeasure {
+    /// The number of findings of one type at `min_severity` or worse.
+    Findings { finding_type: &'static str, min_severity: Severity },
+    /// A metric a scorer publishes (see [`GreenSummary::metrics`]).
+    Metric(&'static str),
+}
+
+/// One `[thresholds]` rule: passes when the measured value is at most the threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct GateRule {
+    /// The `[thresholds]` key and the rule name in reports.
+    pub key: &'static str,
+    pub measure: GateMeasure,
+    /// `Int` for counts, `Float` for ratios.
+    pub kind: Kind,
+    pub default: DefaultValue,
+    pub doc: &'static str,
+}
+
+impl GateRule {
+    /// The rule as a `[thresholds]` tunable.
+    pub fn tunable(&self) -> Tunable {
+        Tunable { section: "thresholds", key: self.key, kind: self.kind, default: self.default, advised: None, doc: self.doc }
+    }
+}
+
+/// A typed config value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    StrMap(BTreeMap<String, String>),
+    StrList(Vec<String>),
+    Table(toml::Table),
+}
+
+/// The validated values of the tunables a descriptor declared, handed to its
+/// `build` function. A detector never sees the rest of the config.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: BTreeMap<&'static str, Value>,
+}
+
+impl Settings {
+    pub fn new(values: BTreeMap<&'static str, Value>) -> Self {
+        Settings { values }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key)
+    }
+
+    /// An integer tunable. Panics if the key was not declared as an integer:
+    /// that is a bug in the descriptor, caught by the registry tests.
+    pub fn int(&self, key: &str) -> i64 {
+        match self.values.get(key) {
+            Some(Value::Int(i)) => *i,
+            other => panic!("tunable {key} is not a declared integer: {other:?}"),
+        }
+    }
+
+    /// An integer tunable as `u64` (declared ranges of unsigned keys start at 0 or more).
+    pub fn uint(&self, key: &str) -> u64 {
+        u64::try_from(self.int(key)).unwrap_or(0)
+    }
+
+    pub fn float(&self, key: &str) -> f64 {
+        match self.values.get(key) {
+            Some(Value::Float(f)) => *f,
+            Some(Value::Int(i)) => *i as f64,
+            other => panic!("tunable {key} is not a declared float: {other:?}"),
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        match self.values.get(key) {
+            Some(Value::Bool(b)) => *b,
+            other => panic!("tunable {key} is not a declared bool: {other:?}"),
+        }
+    }
+
+    /// A string or choice tunable; `None` when unset. Choices come lower-cased.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.values.get(key) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn str_map(&self, key: &str) -> BTreeMap<String, String> {
+        match self.values.get(key) {
+            Some(Value::StrMap(m)) => m.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+}
+
+/// Finds anti-patterns in traces. Implementations are pure: no I/O, clock,
+/// randomness or global state, and the same input gives the same findings in
+/// the same order.
+pub trait Detector: Send + Sync {
+    /// Findings in one trace. `earlier` holds what detectors of lower rank
+    /// already reported on this trace (a redundancy check can skip what an
+    /// N+1 check claimed).
+    fn detect(&self, trace: &Trace, earlier: &[Finding], out: &mut Vec<Finding>);
+
+    /// Findings across all traces of a batch (called once per batch of two or
+    /// more traces, after every per-trace pass).
+    fn detect_batch(&self, _traces: &[Trace], _out: &mut Vec<Finding>) {}
+}
+
+/// Describes a detector to the engine. Submit one with [`crate::declare_detector!`].
+pub struct DetectorDescriptor {
+    /// The finding `type` this detector emits; stable forever.
+    pub id: &'static str,
+    /// Short display label, e.g. `N+1 SQL`.
+    pub label: &'static str,
+    /// Orders detectors (they run in rank order) and findings in reports.
+    pub rank: u32,
+    /// One line, lowercase, no trailing period.
+    pub summary: &'static str,
+    /// The user documentation (the doc comment of the declaration).
+    pub docs: &'static str,
+    /// The crate that registered it.
+    pub crate_name: &'static str,
+    /// Whether each occurrence beyond the first is an avoidable I/O operation
+    /// (counted in the waste ratio by scorers).
+    pub avoidable_io: bool,
+    pub tunables: &'static [Tunable],
+    pub gate_rules: &'static [GateRule],
+    /// Builds the detector from its validated tunables.
+    pub build: fn(&Settings) -> Result<Box<dyn Detector>, String>,
+}
+
+inventory::collect!(DetectorDescriptor);
+
+/// An endpoint's I/O count, the input of several scorers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EndpointIo {
+    pub service: String,
+    pub endpoint: String,
+    pub io_ops: u64,
+}
+
+/// What scorers read.
+pub struct ScoreInput<'a> {
+    pub traces: &'a [Trace],
+    /// Descriptors of the findings' detectors, by id.
+    pub detectors: &'a BTreeMap<&'static str, &'static DetectorDescriptor>,
+}
+
+/// What scorers write: the `green_summary` object, in insertion order, and
+/// named metrics the quality gate can test.
+#[derive(Debug, Clone, Default)]
+pub struct GreenSummary {
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Scores a batch: fills `green_summary` and per-finding impact.
+pub trait Scorer: Send + Sync {
+    fn score(&self, input: &ScoreInput<'_>, findings: &mut [Finding], summary: &mut GreenSummary);
+}
+
+/// Describes a scorer to the engine. Submit one with [`crate::declare_scorer!`].
+pub struct ScorerDescriptor {
+    pub id: &'static str,
+    /// Scorers run in rank order; their summary fields appear in that order.
+    pub rank: u32,
+    pub summary: &'static str,
+    pub docs: &'static str,
+    pub crate_name: &'static str,
+    pub tunables: &'static [Tunable],
+    pub gate_rules: &'static [GateRule],
+    pub build: fn(&Settings) -> Result<Box<dyn Scorer>, String>,
+}
+
+inventory::collect!(ScorerDescriptor);
+
+/// A registry problem found at start-up.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error("two registered detectors or scorers use the id `{0}`")]
+    DuplicateId(&'static str),
+    #[error("tunable `{0}` is declared twice with different types or defaults")]
+    ConflictingTunable(String),
+}
+
+/// Every registered detector, sorted by rank then id.
+pub fn detectors() -> Result<Vec<&'static DetectorDescriptor>, RegistryError> {
+    let mut all: Vec<&'static DetectorDescriptor> = inventory::iter::<DetectorDescriptor>.into_iter().collect();
+    all.sort_by_key(|d| (d.rank, d.id));
+    let mut ids: Vec<&str> = all.iter().map(|d| d.id).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(RegistryError::DuplicateId(all.iter().find(|d| d.id == w[0]).map_or("", |d| d.id)));
+    }
+    Ok(all)
+}
+
+/// Every registered scorer, sorted by rank then id.
+pub fn scorers() -> Result<Vec<&'static ScorerDescriptor>, RegistryError> {
+    let mut all: Vec<&'static ScorerDescriptor> = inventory::iter::<ScorerDescriptor>.into_iter().collect();
+    all.sort_by_key(|d| (d.rank, d.id));
+    if let Some(w) = all.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(RegistryError::DuplicateId(w[0].id));
+    }
+    Ok(all)
+}
+
+/// Declares a detector and submits its descriptor. The doc comment becomes
+/// its user documentation.
+///
+/// ```ignore
+/// perf_sentinel_engine::declare_detector! {
+///     /// ## What it detects
+///     /// ...
+///     id: "my_detector",
+///     label: "My detector",
+///     rank: 1000,
+///     summary: "one line, lowercase",
+///     avoidable_io: false,
+///     tunables: &[],
+///     gate_rules: &[],
+///     build: build,
+/// }
+/// ```
+#[macro_export]
+macro_rules! declare_detector {
+    (
+        $(#[doc = $doc:literal])*
+        id: $id:literal,
+        label: $label:literal,
+        rank: $rank:expr,
+        summary: $summary:literal,
+        avoidable_io: $avoidable:expr,
+        tunables: $tunables:expr,
+        gate_rules: $gates:expr,
+        build: $build:expr $(,)?
+    ) => {
+        $crate::__private::inventory::submit! {
+            $crate::registry::DetectorDescriptor {
+                id: $id,
+                label: $label,
+                rank: $rank,
+                summary: $summary,
+                docs: concat!($($doc, "\n"),*),
+                crate_name: env!("CARGO_PKG_NAME"),
+                avoidable_io: $avoidable,
+                tunables: $tunables,
+                gate_rules: $gates,
+                build: $build,
+            }
+        }
+    };
+}
+
+/// Declares a scorer and submits its descriptor; see [`declare_detector!`].
+#[macro_export]
+macro_rules! declare_scorer {
+    (
+        $(#[doc = $doc:literal])*
+        id: $id:literal,
+        rank: $rank:expr,
+        summary: $summary:literal,
+        tunables: $tunables:expr,
+        gate_rules: $gates:expr,
+        build: $build:expr $(,)?
+    ) => {
+        $crate::__private::inventory::submit! {
+            $crate::registry::ScorerDescriptor {
+                id: $id,
+                rank: $rank,
+                summary: $summary,
+                docs: concat!($($doc, "\n"),*),
+                crate_name: env!("CARGO_PKG_NAME"),
+                tunables: $tunables,
+                gate_rules: $gates,
+                build: $build,
+            }
+        }
+    };
+}

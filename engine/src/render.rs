@@ -1,0 +1,366 @@
+//! Human and code-scanning renderings of a report: text and SARIF 2.1.0.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::engine::Engine;
+use crate::finding::{Confidence, Finding, Severity, is_invisible};
+use crate::report::Report;
+
+/// The OASIS SARIF 2.1.0 schema address.
+pub const SARIF_SCHEMA: &str = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
+
+/// Removes terminal control sequences and invisible characters from untrusted text.
+pub fn clean(s: &str) -> String {
+    s.chars().filter(|&c| !c.is_control() && !is_invisible(c)).collect()
+}
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+    }
+    fn sev(&self, s: Severity) -> String {
+        let label = format!("[{}]", s.as_str().to_ascii_uppercase());
+        match s {
+            Severity::Critical => self.wrap("1;31", &label),
+            Severity::Warning => self.wrap("33", &label),
+            Severity::Info => self.wrap("36", &label),
+        }
+    }
+}
+
+fn label<'a>(engine: &'a Engine, f: &'a Finding) -> &'a str {
+    engine.descriptor(&f.finding_type).map_or(f.finding_type.as_str(), |d| d.label)
+}
+
+fn num(v: Option<&Value>) -> f64 {
+    v.and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// The text report: findings by severity, the GreenOps block and the gate.
+/// `elapsed_ms` is shown in the header; `color` adds ANSI colours.
+pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> String {
+    let p = Paint { on: color };
+    let mut o = String::new();
+    let a = &report.analysis;
+    let _ = writeln!(o, "\n{}", p.wrap("1", "=== perf-sentinel report ==="));
+    let _ = writeln!(o, "Analyzed {} events in {} traces ({} ms)", a.events_processed, a.traces_analyzed, elapsed_ms);
+    if a.spans_without_io_attributes > 0 {
+        let _ = writeln!(
+            o,
+            "Note: {} spans carried no SQL or HTTP attribute (db.statement, db.query.text, http.url, url.full) and were not analyzed",
+            a.spans_without_io_attributes
+        );
+    }
+    let fs = &report.findings;
+    if fs.is_empty() {
+        let _ = writeln!(o, "\nNo anti-patterns found.");
+    } else {
+        let count = |s: Severity| fs.iter().filter(|f| f.severity == s).count();
+        let _ = writeln!(o, "\nFound {} finding(s):", fs.len());
+        let _ = writeln!(
+            o,
+            "  {} critical, {} warning, {} info",
+            count(Severity::Critical),
+            count(Severity::Warning),
+            count(Severity::Info)
+        );
+        if fs.len() > 5 {
+            let mut by_type: Vec<(&str, usize)> = Vec::new();
+            for f in fs {
+                match by_type.iter_mut().find(|(t, _)| *t == f.finding_type) {
+                    Some(e) => e.1 += 1,
+                    None => by_type.push((&f.finding_type, 1)),
+                }
+            }
+            by_type.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
+            let top = if fs.len() > 10 { 3 } else { 2 };
+            let list: Vec<String> = by_type.iter().take(top).map(|(t, n)| format!("{t} ({n})")).collect();
+            let _ = writeln!(o, "  Most common: {}", list.join(", "));
+        }
+        for (i, f) in fs.iter().enumerate() {
+            let _ = writeln!(o, "\n{} #{} {}", p.sev(f.severity), i + 1, label(engine, f));
+            let _ = writeln!(o, "  Trace:      {}", clean(&f.trace_id));
+            let _ = writeln!(o, "  Service:    {}", clean(&f.service));
+            let _ = writeln!(o, "  Endpoint:   {}", clean(&f.source_endpoint));
+            if let Some(c) = &f.code_location {
+                let mut src = String::new();
+                if let Some(func) = &c.function {
+                    src.push_str(&clean(func));
+                }
+                if let Some(path) = &c.filepath {
+                    let _ = write!(src, " ({}", clean(path));
+                    if let Some(l) = c.lineno {
+                        let _ = write!(src, ":{l}");
+                    }
+                    src.push(')');
+                }
+                let _ = writeln!(o, "  Source:     {}", src.trim());
+            }
+            let _ = writeln!(o, "  Template:   {}", clean(&f.pattern.template));
+            let _ = writeln!(
+                o,
+                "  Hits:       {} occurrences, {} distinct params, {} ms window",
+                f.pattern.occurrences, f.pattern.distinct_params, f.pattern.window_ms
+            );
+            let _ = writeln!(o, "  Window:     {} -> {}", clean(&f.first_timestamp), clean(&f.last_timestamp));
+            if let Some(m) = &f.classification_method {
+                let _ = writeln!(o, "  Classified: {m}");
+            }
+            let _ = writeln!(o, "  Suggestion: {}", clean(&f.suggestion));
+            if f.confidence != Confidence::CiBatch {
+                let _ = writeln!(o, "  Confidence: {:?}", f.confidence);
+            }
+            if let Some(fix) = &f.suggested_fix {
+                let _ = writeln!(o, "  Suggested fix ({}): {}", clean(&fix.framework), clean(&fix.recommendation));
+            }
+            if let Some(g) = &f.green_impact {
+                let _ = writeln!(o, "  Extra I/O:  {}", g.estimated_extra_io_ops);
+                let _ = writeln!(o, "  IIS:        {:.1} ({})", g.io_intensity_score, g.io_intensity_band);
+            }
+        }
+    }
+    green_block(&mut o, &report.green_summary);
+    let g = &report.quality_gate;
+    let verdict = if g.passed { p.wrap("1;32", "PASSED") } else { p.wrap("1;31", "FAILED") };
+    let _ = writeln!(o, "\nQuality gate: {verdict}");
+    for r in &g.rules {
+        let _ = writeln!(
+            o,
+            "  {:<30} threshold {:<8} actual {:<8} {}",
+            r.rule,
+            trim_float(r.threshold),
+            trim_float(r.actual),
+            if r.passed { "PASS" } else { "FAIL" }
+        );
+    }
+    if !report.acknowledged_findings.is_empty() {
+        let _ = writeln!(o, "\n{} acknowledged finding(s) not shown", report.acknowledged_findings.len());
+    }
+    o
+}
+
+fn trim_float(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_owned()
+}
+
+fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
+    if g.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n--- GreenOps Summary ---");
+    let _ = writeln!(
+        o,
+        "  I/O ops: {} total, {} avoidable",
+        num(g.get("total_io_ops")),
+        num(g.get("avoidable_io_ops"))
+    );
+    let _ = writeln!(
+        o,
+        "  Waste ratio: {:.1}% ({})",
+        num(g.get("io_waste_ratio")) * 100.0,
+        g.get("io_waste_ratio_band").and_then(Value::as_str).unwrap_or("")
+    );
+    if let Some(co2) = g.get("co2") {
+        let mid = |k: &str| num(co2.get(k).and_then(|v| v.get("mid")));
+        let model = co2.get("total").and_then(|t| t.get("model")).and_then(Value::as_str).unwrap_or("");
+        let _ = writeln!(o, "  CO2: {:.6} g total, {:.6} g avoidable (model {model})", mid("total"), mid("avoidable"));
+        let _ = writeln!(
+            o,
+            "    operational {:.6} g, embodied {:.6} g{}",
+            num(co2.get("operational_gco2")),
+            num(co2.get("embodied_gco2")),
+            co2.get("transport_gco2").map_or(String::new(), |t| format!(", transport {:.6} g", num(Some(t))))
+        );
+        let _ = writeln!(o, "    estimates carry a 2x uncertainty either way (low = mid / 2, high = mid x 2)");
+    }
+    if let Some(Value::Array(regions)) = g.get("regions") {
+        for r in regions {
+            let _ = writeln!(
+                o,
+                "  Region {}: {} ops, {:.1} gCO2/kWh ({}), {:.6} g",
+                clean(r.get("region").and_then(Value::as_str).unwrap_or("")),
+                num(r.get("io_ops")),
+                num(r.get("grid_intensity_gco2_kwh")),
+                r.get("intensity_source").and_then(Value::as_str).unwrap_or(""),
+                num(r.get("co2_gco2"))
+            );
+        }
+    }
+    if let Some(Value::Array(top)) = g.get("top_offenders") {
+        if !top.is_empty() {
+            let _ = writeln!(o, "  Top offenders (I/O intensity score = I/O ops per request):");
+            for t in top.iter().take(10) {
+                let _ = writeln!(
+                    o,
+                    "    {:.1} ({}) {} {}",
+                    num(t.get("io_intensity_score")),
+                    t.get("io_intensity_band").and_then(Value::as_str).unwrap_or(""),
+                    clean(t.get("service").and_then(Value::as_str).unwrap_or("")),
+                    clean(t.get("endpoint").and_then(Value::as_str).unwrap_or(""))
+                );
+            }
+            let _ = writeln!(o, "    bands are fixed: moderate >= 2, high >= 5, critical >= 10 ops per request");
+        }
+    }
+}
+
+/// Whether a `code.filepath` may be shown as a SARIF artifact location: a
+/// relative path with no traversal, encoding tricks or invisible characters.
+pub fn safe_sarif_path(p: &str) -> bool {
+    if p.is_empty() || p.starts_with('/') || p.starts_with('\\') || p.contains(':') {
+        return false;
+    }
+    if p.split(['/', '\\']).any(|seg| seg == "..") {
+        return false;
+    }
+    let lower = p.to_ascii_lowercase();
+    if ["%2e%2e", ".%2e", "%2e.", "%25", "%c0", "%c1", "%e0%80"].iter().any(|t| lower.contains(t)) {
+        return false;
+    }
+    !p.chars().any(|c| c.is_control() || is_invisible(c))
+}
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "note",
+    }
+}
+
+fn rank(c: Confidence) -> u32 {
+    match c {
+        Confidence::CiBatch => 30,
+        Confidence::DaemonStaging => 60,
+        Confidence::DaemonProduction => 90,
+    }
+}
+
+fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
+    let text = format!(
+        "{} in {} on {}: {} ({} occurrences, {}ms window). {}",
+        f.finding_type,
+        clean(&f.service),
+        clean(&f.source_endpoint),
+        clean(&f.pattern.template),
+        f.pattern.occurrences,
+        f.pattern.window_ms,
+        clean(&f.suggestion)
+    );
+    let mut props = serde_json::Map::new();
+    props.insert("confidence".into(), serde_json::to_value(f.confidence).unwrap_or(Value::Null));
+    if !f.signature.is_empty() {
+        props.insert("signature".into(), json!(f.signature));
+    }
+    props.insert("traceId".into(), json!(f.trace_id));
+    if let Some(fix) = &f.suggested_fix {
+        // SARIF `fixes` require artifact changes; a textual recommendation goes here.
+        props.insert("suggestedFix".into(), serde_json::to_value(fix).unwrap_or(Value::Null));
+    }
+    if let Some(a) = acked {
+        props.insert("acknowledged".into(), json!(true));
+        for (k, src) in [("acknowledgmentReason", "reason"), ("acknowledgmentBy", "acknowledged_by"), ("acknowledgmentAt", "acknowledged_at")] {
+            if let Some(v) = a.get(src) {
+                props.insert(k.into(), v.clone());
+            }
+        }
+    }
+    let mut r = json!({
+        "ruleId": f.finding_type,
+        "level": level(f.severity),
+        "message": { "text": text },
+        "logicalLocations": [
+            { "name": clean(&f.service), "kind": "module" },
+            { "name": clean(&f.source_endpoint), "kind": "function" }
+        ],
+        "properties": props,
+        "rank": rank(f.confidence),
+    });
+    if let Some(path) = f.code_location.as_ref().and_then(|c| c.filepath.as_deref()).filter(|p| safe_sarif_path(p)) {
+        let mut phys = json!({ "artifactLocation": { "uri": path } });
+        if let Some(l) = f.code_location.as_ref().and_then(|c| c.lineno).filter(|&l| l >= 1) {
+            phys["region"] = json!({ "startLine": l });
+        }
+        r["locations"] = json!([{ "physicalLocation": phys }]);
+    }
+    if !f.signature.is_empty() {
+        r["partialFingerprints"] = json!({ "perfsentinel/v1": f.signature });
+        r["fingerprints"] = json!({ "perfsentinel/v1": f.signature });
+    }
+    r
+}
+
+/// A SARIF 2.1.0 log with one run: every registered detector as a rule, then
+/// one result per finding (acknowledged ones after, when given).
+pub fn sarif(engine: &Engine, findings: &[Finding], acknowledged: &[(Finding, Value)]) -> String {
+    let rules: Vec<Value> = engine
+        .detectors()
+        .iter()
+        .map(|d| {
+            let desc = d.descriptor;
+            json!({
+                "id": desc.id,
+                "name": desc.label,
+                "shortDescription": { "text": desc.summary },
+                "fullDescription": { "text": desc.summary },
+                "help": { "text": crate::render::doc_text(desc.docs) },
+                "defaultConfiguration": { "level": "warning" },
+            })
+        })
+        .collect();
+    let mut results: Vec<Value> = findings.iter().map(|f| sarif_result(f, None)).collect();
+    results.extend(acknowledged.iter().map(|(f, a)| sarif_result(f, Some(a))));
+    let log = json!({
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "perf-sentinel",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/perf-sentinel/perf-sentinel",
+                "rules": rules,
+            }},
+            "results": results,
+        }]
+    });
+    let mut s = serde_json::to_string_pretty(&log).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// A descriptor's captured doc comment as plain text: the one leading space
+/// that `///` leaves on each line removed.
+pub fn doc_text(docs: &str) -> String {
+    let mut out = String::with_capacity(docs.len());
+    for line in docs.lines() {
+        out.push_str(line.strip_prefix(' ').unwrap_or(line));
+        out.push('\n');
+    }
+    out.trim_end().to_owned() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sarif_path_filter() {
+        assert!(safe_sarif_path("src/main/java/A.java"));
+        for bad in ["/etc/passwd", "..\\x", "a/../b", "C:/x", "a/%2E%2e/b", "a\u{202E}b", "a%25b", "a\nb"] {
+            assert!(!safe_sarif_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn clean_strips_escapes() {
+        assert_eq!(clean("a\x1b[31mb\u{200B}c"), "a[31mbc");
+    }
+}

@@ -1,0 +1,164 @@
+//! UTC timestamps: the one textual form perf-sentinel reads and writes.
+//!
+//! Spans carry their start as an ISO-8601 UTC string (`2026-03-02T09:15:00.120Z`).
+//! Detectors need instants, so [`parse_timestamp`] turns the string into
+//! nanoseconds since the Unix epoch. Unlike the reference, which keeps only
+//! milliseconds, every fraction digit the input has is kept: two spans that run
+//! one after the other within the same millisecond stay sequential.
+
+/// Nanoseconds in one millisecond.
+pub const NANOS_PER_MS: i64 = 1_000_000;
+
+/// Parses `YYYY-MM-DD(T| )HH:MM:SS[.fraction]Z` (1 to 9 fraction digits, year
+/// 1970 or later, trailing `Z` required) into nanoseconds since the epoch.
+///
+/// Offsets such as `+02:00` are refused: `None` means "no usable instant", and
+/// each caller documents its fallback.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || *b.last()? != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v: i64 = 0;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let year = num(0..4)?;
+    let month = num(5..7)?;
+    let day = num(8..10)?;
+    let hour = num(11..13)?;
+    let minute = num(14..16)?;
+    let second = num(17..19)?;
+    if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let rest = &b[19..b.len() - 1];
+    let mut frac_nanos: i64 = 0;
+    if !rest.is_empty() {
+        let digits = rest.strip_prefix(b".")?;
+        if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        for (i, &c) in digits.iter().enumerate() {
+            frac_nanos += i64::from(c - b'0') * 10_i64.pow(8 - i as u32);
+        }
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    Some(secs * 1_000_000_000 + frac_nanos)
+}
+
+/// Formats nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`,
+/// truncating below the millisecond (the reference's canonical form).
+/// Negative instants clamp to the epoch.
+pub fn format_timestamp_ms(nanos: i64) -> String {
+    let nanos = nanos.max(0);
+    let ms_total = nanos / NANOS_PER_MS;
+    let ms = ms_total % 1000;
+    let secs = ms_total / 1000;
+    let (days, sod) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// UTC hour of day (0-23) and month (1-12) of an instant.
+pub fn hour_and_month(nanos: i64) -> (u32, u32) {
+    let secs = nanos.max(0) / 1_000_000_000;
+    let (_, m, _) = civil_from_days(secs / 86_400);
+    (((secs % 86_400) / 3600) as u32, m as u32)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_milliseconds() {
+        let s = "2025-07-10T14:32:01.250Z";
+        let n = parse_timestamp(s).unwrap();
+        assert_eq!(n, 1_752_157_921_250_000_000);
+        assert_eq!(format_timestamp_ms(n), s);
+    }
+
+    #[test]
+    fn keeps_sub_millisecond_precision() {
+        let a = parse_timestamp("2025-07-10T14:32:01.000100Z").unwrap();
+        let b = parse_timestamp("2025-07-10T14:32:01.0009Z").unwrap();
+        assert_eq!(b - a, 800_000);
+        assert_eq!(parse_timestamp("2025-07-10 14:32:01.5Z").unwrap() % 1_000_000_000, 500_000_000);
+    }
+
+    #[test]
+    fn refuses_offsets_and_old_years() {
+        for bad in [
+            "2025-07-10T14:32:01+02:00",
+            "1969-12-31T23:59:59Z",
+            "2025-02-30T00:00:00Z",
+            "2025-07-10T14:32:01.Z",
+            "2025-07-10T14:32:01.1234567891Z",
+            "not a time",
+            "",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hour_and_month_of_instant() {
+        let n = parse_timestamp("2026-03-02T09:15:00Z").unwrap();
+        assert_eq!(hour_and_month(n), (9, 3));
+    }
+}

@@ -1,0 +1,99 @@
+//! Normalized spans grouped into traces: what detectors see.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::event::{EventKind, SpanEvent};
+use crate::normalize::{DigestSink, ParamDigest, normalize_http, normalize_sql};
+
+/// A span after normalization.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// The event as ingested. Its `target` holds the raw statement or URL:
+    /// detectors use [`Span::template`] and [`Span::params`] instead.
+    pub event: SpanEvent,
+    /// The normalized template, e.g. `SELECT * FROM t WHERE id = ?`.
+    pub template: Arc<str>,
+    /// A fingerprint of the literals removed from the target.
+    pub params: ParamDigest,
+}
+
+impl Span {
+    /// Normalizes one event.
+    pub fn new(event: SpanEvent, templates: &mut TemplateInterner) -> Span {
+        let mut sink = DigestSink::default();
+        let template = match event.kind {
+            EventKind::Sql => normalize_sql(&event.target, &mut sink),
+            EventKind::HttpOut => normalize_http(&event.operation, &event.target, &mut sink),
+        };
+        Span { template: templates.intern(template), params: sink.finish(), event }
+    }
+
+    pub fn kind(&self) -> EventKind {
+        self.event.kind
+    }
+
+    /// Start instant in nanoseconds since the epoch, if the timestamp parses.
+    pub fn start_ns(&self) -> Option<i64> {
+        self.event.start_unix_nanos
+    }
+
+    /// `(start, end)` in nanoseconds, if the timestamp parses.
+    pub fn interval_ns(&self) -> Option<(i64, i64)> {
+        let start = self.event.start_unix_nanos?;
+        let dur = i64::try_from(self.event.duration_us.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Some((start, start.saturating_add(dur)))
+    }
+}
+
+/// Shares one allocation between every span with the same template.
+#[derive(Default)]
+pub struct TemplateInterner {
+    seen: HashMap<Arc<str>, ()>,
+}
+
+impl TemplateInterner {
+    pub fn intern(&mut self, t: String) -> Arc<str> {
+        if let Some((k, _)) = self.seen.get_key_value(t.as_str()) {
+            return Arc::clone(k);
+        }
+        let k: Arc<str> = Arc::from(t);
+        self.seen.insert(Arc::clone(&k), ());
+        k
+    }
+}
+
+/// All spans of one trace id, in input order.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    pub trace_id: String,
+    pub spans: Vec<Span>,
+}
+
+impl Trace {
+    /// The span with this id, if the trace holds it (first one wins).
+    pub fn span(&self, span_id: &str) -> Option<&Span> {
+        self.spans.iter().find(|s| s.event.span_id == span_id)
+    }
+}
+
+/// Groups events by exact trace id. Traces come out in order of first
+/// appearance; spans keep input order inside a trace.
+pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
+    let mut templates = TemplateInterner::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut traces: Vec<Trace> = Vec::new();
+    for event in events {
+        let span = Span::new(event, &mut templates);
+        let slot = match index.get(span.event.trace_id.as_str()) {
+            Some(&i) => i,
+            None => {
+                index.insert(span.event.trace_id.clone(), traces.len());
+                traces.push(Trace { trace_id: span.event.trace_id.clone(), spans: Vec::new() });
+                traces.len() - 1
+            }
+        };
+        traces[slot].spans.push(span);
+    }
+    traces
+}
