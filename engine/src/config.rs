@@ -94,7 +94,9 @@ impl Schema {
     }
 
     pub fn find(&self, section: &str, key: &str) -> Option<&Tunable> {
-        self.tunables.iter().find(|t| t.section == section && t.key == key)
+        self.tunables
+            .iter()
+            .find(|t| t.section == section && t.key == key)
     }
 
     /// Every table name, including parents of dotted ones (`green` for `green.scaphandre`).
@@ -177,7 +179,10 @@ pub const REPORTING_TUNABLES: &[Tunable] = &[
 
 /// Top-level keys of 0.5.x that moved; a file that still has one is refused.
 const REMOVED_TOP_LEVEL: &[(&str, &str)] = &[
-    ("n_plus_one_threshold", "[detection] n_plus_one_min_occurrences"),
+    (
+        "n_plus_one_threshold",
+        "[detection] n_plus_one_min_occurrences",
+    ),
     ("window_duration_ms", "[detection] window_duration_ms"),
     ("listen_addr", "[daemon] listen_address"),
     ("listen_port", "[daemon] listen_port_http"),
@@ -191,8 +196,11 @@ const REMOVED_TOP_LEVEL: &[(&str, &str)] = &[
 const IGNORED_TABLES: &[&str] = &["tempo"];
 
 /// Keys that the reference ignores inside a section; accepted with a warning.
-const IGNORED_KEYS: &[(&str, &str, &str)] =
-    &[("detection", "n_plus_one_threshold", "use n_plus_one_min_occurrences")];
+const IGNORED_KEYS: &[(&str, &str, &str)] = &[(
+    "detection",
+    "n_plus_one_threshold",
+    "use n_plus_one_min_occurrences",
+)];
 
 /// Keys whose string values may hold Windows paths with lone backslashes.
 const PATH_KEYS: &[&str] = &[
@@ -219,7 +227,12 @@ pub struct Config {
 impl Config {
     /// All defaults.
     pub fn defaults(schema: Schema) -> Config {
-        Config { source: None, schema, set: BTreeMap::new(), warnings: Vec::new() }
+        Config {
+            source: None,
+            schema,
+            set: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
     }
 
     /// Loads `path`, or `./.perf-sentinel.toml` when `path` is `None` and it
@@ -227,7 +240,9 @@ impl Config {
     pub fn discover(path: Option<&Path>, schema: Schema) -> Result<Config, ConfigError> {
         match path {
             Some(p) => Config::load(p, schema),
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => Config::load(Path::new(DEFAULT_CONFIG_FILE), schema),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                Config::load(Path::new(DEFAULT_CONFIG_FILE), schema)
+            }
             None => Ok(Config::defaults(schema)),
         }
     }
@@ -235,13 +250,23 @@ impl Config {
     /// Reads and validates one file.
     pub fn load(path: &Path, schema: Schema) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
-        let err = |message: String| ConfigError { origin: origin.clone(), position: None, key: None, message };
-        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
+        let err = |message: String| ConfigError {
+            origin: origin.clone(),
+            position: None,
+            key: None,
+            message,
+        };
+        let meta =
+            std::fs::metadata(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
         if meta.len() > MAX_CONFIG_BYTES {
-            return Err(err(format!("config file is larger than {MAX_CONFIG_BYTES} bytes")));
+            return Err(err(format!(
+                "config file is larger than {MAX_CONFIG_BYTES} bytes"
+            )));
         }
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| err(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| err(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
         let mut cfg = Config::parse(&text, &origin, schema)?;
         cfg.source = Some(path.to_owned());
         Ok(cfg)
@@ -312,7 +337,10 @@ impl Config {
 
     /// Sets a value from outside the file (CLI overrides), checked like a file value.
     pub fn override_value(&mut self, section: &str, key: &str, v: Value) -> Result<(), String> {
-        let t = *self.schema.find(section, key).ok_or_else(|| format!("unknown key {section}.{key}"))?;
+        let t = *self
+            .schema
+            .find(section, key)
+            .ok_or_else(|| format!("unknown key {section}.{key}"))?;
         check_range(&t, &v)?;
         self.set.insert(t.path(), v);
         Ok(())
@@ -323,7 +351,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |p| before[p + 1..].chars().count()) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |p| before[p + 1..].chars().count())
+        + 1;
     (line, col)
 }
 
@@ -341,12 +372,26 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn error(&mut self, offset: usize, key: Option<String>, message: String) {
         let pos = line_col(self.text, offset);
-        self.errors.push((offset, ConfigError { origin: self.origin.to_owned(), position: Some(pos), key, message }));
+        self.errors.push((
+            offset,
+            ConfigError {
+                origin: self.origin.to_owned(),
+                position: Some(pos),
+                key,
+                message,
+            },
+        ));
     }
 
     fn suggestion(&self, section: &str, key: &str) -> String {
         // The same key in another table?
-        let elsewhere: Vec<&str> = self.schema.tunables.iter().filter(|t| t.key == key).map(|t| t.section).collect();
+        let elsewhere: Vec<&str> = self
+            .schema
+            .tunables
+            .iter()
+            .filter(|t| t.key == key)
+            .map(|t| t.section)
+            .collect();
         if let Some(s) = elsewhere.first() {
             return format!("; `{key}` belongs in [{s}]");
         }
@@ -357,12 +402,16 @@ impl Walker<'_> {
             .filter(|t| t.section == section)
             .map(|t| t.key.to_owned())
             .collect();
-        let prefix = if section.is_empty() { String::new() } else { format!("{section}.") };
-        candidates.extend(
-            self.sections
-                .iter()
-                .filter_map(|s| s.strip_prefix(&prefix).filter(|rest| !rest.contains('.')).map(str::to_owned)),
-        );
+        let prefix = if section.is_empty() {
+            String::new()
+        } else {
+            format!("{section}.")
+        };
+        candidates.extend(self.sections.iter().filter_map(|s| {
+            s.strip_prefix(&prefix)
+                .filter(|rest| !rest.contains('.'))
+                .map(str::to_owned)
+        }));
         let best = candidates
             .iter()
             .map(|c| (strsim::jaro_winkler(c, key), c))
@@ -372,7 +421,12 @@ impl Walker<'_> {
             Some((_, c)) => format!("; did you mean `{c}`?"),
             None if section.is_empty() => format!(
                 "; known tables are {}",
-                self.sections.iter().filter(|s| !s.contains('.')).map(|s| format!("[{s}]")).collect::<Vec<_>>().join(", ")
+                self.sections
+                    .iter()
+                    .filter(|s| !s.contains('.'))
+                    .map(|s| format!("[{s}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             None => String::new(),
         }
@@ -381,19 +435,34 @@ impl Walker<'_> {
     fn walk(&mut self, section: &str, table: &DeTable<'_>) {
         for (k, v) in table.iter() {
             let key = k.get_ref().as_ref();
-            let full = if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") };
+            let full = if section.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{section}.{key}")
+            };
             if section.is_empty() {
                 if let Some((_, to)) = REMOVED_TOP_LEVEL.iter().find(|(from, _)| *from == key) {
-                    self.error(k.span().start, Some(key.to_owned()), format!("this 0.5.x key was removed; use {to}"));
+                    self.error(
+                        k.span().start,
+                        Some(key.to_owned()),
+                        format!("this 0.5.x key was removed; use {to}"),
+                    );
                     continue;
                 }
                 if IGNORED_TABLES.contains(&key) {
-                    self.warnings.push(format!("{}: [{key}] is not read; pass these options as command-line flags", self.origin));
+                    self.warnings.push(format!(
+                        "{}: [{key}] is not read; pass these options as command-line flags",
+                        self.origin
+                    ));
                     continue;
                 }
             }
-            if let Some((_, _, hint)) = IGNORED_KEYS.iter().find(|(s, kk, _)| *s == section && *kk == key) {
-                self.warnings.push(format!("{}: `{full}` is ignored; {hint}", self.origin));
+            if let Some((_, _, hint)) = IGNORED_KEYS
+                .iter()
+                .find(|(s, kk, _)| *s == section && *kk == key)
+            {
+                self.warnings
+                    .push(format!("{}: `{full}` is ignored; {hint}", self.origin));
                 continue;
             }
             if let Some(t) = self.schema.find(section, key).copied() {
@@ -403,7 +472,8 @@ impl Walker<'_> {
                             self.error(v.span().start, Some(full), msg);
                         } else {
                             if let Some(w) = advice(&t, &val) {
-                                self.warnings.push(format!("{}: `{full}` = {w}", self.origin));
+                                self.warnings
+                                    .push(format!("{}: `{full}` = {w}", self.origin));
                             }
                             self.set.insert(full, val);
                         }
@@ -413,11 +483,19 @@ impl Walker<'_> {
             } else if self.sections.contains(&full) {
                 match v.get_ref() {
                     DeValue::Table(t) => self.walk(&full, t),
-                    other => self.error(v.span().start, Some(full), format!("expected a table, found {}", other.type_str())),
+                    other => self.error(
+                        v.span().start,
+                        Some(full),
+                        format!("expected a table, found {}", other.type_str()),
+                    ),
                 }
             } else {
                 let hint = self.suggestion(section, key);
-                let what = if section.is_empty() { "unknown table or key".to_owned() } else { format!("unknown key in [{section}]") };
+                let what = if section.is_empty() {
+                    "unknown table or key".to_owned()
+                } else {
+                    format!("unknown key in [{section}]")
+                };
                 self.error(k.span().start, Some(full), format!("{what}{hint}"));
             }
         }
@@ -451,12 +529,20 @@ fn parse_checked(text: &str, origin: &str, schema: &Schema) -> Result<Config, Co
     if let Some((_, e)) = w.errors.into_iter().min_by_key(|(off, _)| *off) {
         return Err(e);
     }
-    Ok(Config { source: None, schema: schema.clone(), set: w.set, warnings: w.warnings })
+    Ok(Config {
+        source: None,
+        schema: schema.clone(),
+        set: w.set,
+        warnings: w.warnings,
+    })
 }
 
 fn int_of(v: &DeValue<'_>) -> Option<Result<i64, String>> {
     let DeValue::Integer(i) = v else { return None };
-    Some(i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| format!("integer {i} is out of range")))
+    Some(
+        i64::from_str_radix(i.as_str(), i.radix())
+            .map_err(|_| format!("integer {i} is out of range")),
+    )
 }
 
 fn convert(t: &Tunable, v: &DeValue<'_>, owned: &toml::Table, full: &str) -> Result<Value, String> {
@@ -468,7 +554,9 @@ fn convert(t: &Tunable, v: &DeValue<'_>, owned: &toml::Table, full: &str) -> Res
             if let Some(i) = int_of(v) {
                 return i.map(|i| Value::Float(i as f64));
             }
-            let DeValue::Float(f) = v else { return Err(found()) };
+            let DeValue::Float(f) = v else {
+                return Err(found());
+            };
             let x: f64 = f.as_str().parse().map_err(|_| found())?;
             if !x.is_finite() {
                 return Err("must be a finite number".into());
@@ -501,7 +589,11 @@ fn convert(t: &Tunable, v: &DeValue<'_>, owned: &toml::Table, full: &str) -> Res
             let mut m = BTreeMap::new();
             for (k, val) in table.iter() {
                 let s = val.get_ref().as_str().ok_or_else(|| {
-                    format!("entry `{}` must be a string, found {}", k.get_ref(), val.get_ref().type_str())
+                    format!(
+                        "entry `{}` must be a string, found {}",
+                        k.get_ref(),
+                        val.get_ref().type_str()
+                    )
                 })?;
                 m.insert(k.get_ref().to_string(), s.to_owned());
             }
@@ -510,7 +602,12 @@ fn convert(t: &Tunable, v: &DeValue<'_>, owned: &toml::Table, full: &str) -> Res
         Kind::StrList => {
             let arr = v.as_array().ok_or_else(found)?;
             arr.iter()
-                .map(|x| x.get_ref().as_str().map(str::to_owned).ok_or_else(|| "every entry must be a string".to_owned()))
+                .map(|x| {
+                    x.get_ref()
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| "every entry must be a string".to_owned())
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::StrList)
         }
@@ -520,7 +617,11 @@ fn convert(t: &Tunable, v: &DeValue<'_>, owned: &toml::Table, full: &str) -> Res
             }
             let mut cur: Option<&toml::Value> = None;
             for (i, part) in full.split('.').enumerate() {
-                cur = if i == 0 { owned.get(part) } else { cur.and_then(|c| c.get(part)) };
+                cur = if i == 0 {
+                    owned.get(part)
+                } else {
+                    cur.and_then(|c| c.get(part))
+                };
             }
             match cur {
                 Some(toml::Value::Table(t)) => Ok(Value::Table(t.clone())),
@@ -545,7 +646,9 @@ fn expected_type(k: Kind) -> &'static str {
 /// Checks a typed value against the tunable's range.
 fn check_range(t: &Tunable, v: &Value) -> Result<(), String> {
     match (t.kind, v) {
-        (Kind::Int { min, max }, Value::Int(i)) if *i < min || *i > max => Err(format!("{i} is out of range ({min} to {max})")),
+        (Kind::Int { min, max }, Value::Int(i)) if *i < min || *i > max => {
+            Err(format!("{i} is out of range ({min} to {max})"))
+        }
         (Kind::Float { min, max }, Value::Float(f)) if !f.is_finite() || *f < min || *f > max => {
             Err(format!("{f} is out of range ({})", t.range_text()))
         }
@@ -570,7 +673,9 @@ fn double_path_backslashes(text: &str) -> String {
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
         let is_path_line = PATH_KEYS.iter().any(|k| {
-            trimmed.strip_prefix(k).is_some_and(|rest| rest.trim_start().starts_with('=') && rest.contains('"'))
+            trimmed
+                .strip_prefix(k)
+                .is_some_and(|rest| rest.trim_start().starts_with('=') && rest.contains('"'))
         });
         if !is_path_line {
             out.push_str(line);
@@ -622,7 +727,10 @@ mod tests {
         tunables.push(Tunable {
             section: "detection",
             key: "max_fanout",
-            kind: Kind::Int { min: 1, max: 100_000 },
+            kind: Kind::Int {
+                min: 1,
+                max: 100_000,
+            },
             default: DefaultValue::Int(20),
             advised: Some((5.0, 1000.0)),
             doc: "",
@@ -654,13 +762,23 @@ mod tests {
     #[test]
     fn errors_name_line_and_key() {
         let e = parse("[detection]\n\nmax_fanout = 0\n").unwrap_err();
-        assert_eq!(e.to_string(), "c.toml:3:14: `detection.max_fanout`: 0 is out of range (1 to 100000)");
+        assert_eq!(
+            e.to_string(),
+            "c.toml:3:14: `detection.max_fanout`: 0 is out of range (1 to 100000)"
+        );
         let e = parse("[detection]\nmax_fanot = 3\n").unwrap_err();
         assert!(e.to_string().contains("did you mean `max_fanout`?"), "{e}");
         let e = parse("[detection]\nmax_fanout = \"3\"\n").unwrap_err();
-        assert!(e.to_string().contains("expected an integer, found string"), "{e}");
+        assert!(
+            e.to_string().contains("expected an integer, found string"),
+            "{e}"
+        );
         let e = parse("n_plus_one_threshold = 3\n").unwrap_err();
-        assert!(e.to_string().contains("[detection] n_plus_one_min_occurrences"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("[detection] n_plus_one_min_occurrences"),
+            "{e}"
+        );
         let e = parse("[detection]\nlisten_port_http = 1\n").unwrap_err();
         assert!(e.to_string().contains("belongs in [daemon]"), "{e}");
         let e = parse("[detection\n").unwrap_err();
@@ -676,13 +794,18 @@ mod tests {
     #[test]
     fn string_maps() {
         let c = parse("[green.service_regions]\nledger = \"us-east-1\"\n").unwrap();
-        let Some(Value::StrMap(m)) = c.get("green", "service_regions") else { panic!() };
+        let Some(Value::StrMap(m)) = c.get("green", "service_regions") else {
+            panic!()
+        };
         assert_eq!(m.get("ledger").map(String::as_str), Some("us-east-1"));
     }
 
     #[test]
     fn windows_paths() {
         let c = parse("[daemon]\njson_socket = \"C:\\tmp\\ps.sock\"\n").unwrap();
-        assert_eq!(c.get("daemon", "json_socket"), Some(Value::Str("C:\\tmp\\ps.sock".into())));
+        assert_eq!(
+            c.get("daemon", "json_socket"),
+            Some(Value::Str("C:\\tmp\\ps.sock".into()))
+        );
     }
 }

@@ -19,7 +19,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "listen_port_http",
-        kind: Kind::Int { min: 1, max: 65_535 },
+        kind: Kind::Int {
+            min: 1,
+            max: 65_535,
+        },
         default: DefaultValue::Int(4318),
         advised: None,
         doc: "Port of the OTLP/HTTP receiver (POST /v1/traces), the query API, /metrics and /health.",
@@ -27,7 +30,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "listen_port_grpc",
-        kind: Kind::Int { min: 1, max: 65_535 },
+        kind: Kind::Int {
+            min: 1,
+            max: 65_535,
+        },
         default: DefaultValue::Int(4317),
         advised: None,
         doc: "Port of the OTLP/gRPC receiver.",
@@ -43,7 +49,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "max_active_traces",
-        kind: Kind::Int { min: 1, max: 1_000_000 },
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
         default: DefaultValue::Int(10_000),
         advised: Some((1000.0, 100000.0)),
         doc: "Traces held in the window at once. Inserting a new trace when full sends the least recently touched trace to analysis early.",
@@ -51,7 +60,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "trace_ttl_ms",
-        kind: Kind::Int { min: 100, max: 3_600_000 },
+        kind: Kind::Int {
+            min: 100,
+            max: 3_600_000,
+        },
         default: DefaultValue::Int(30_000),
         advised: Some((1000.0, 600000.0)),
         doc: "A trace is complete, and analyzed, when no span arrived for it for this many milliseconds.",
@@ -67,7 +79,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "max_events_per_trace",
-        kind: Kind::Int { min: 1, max: 100_000 },
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
         default: DefaultValue::Int(1_000),
         advised: Some((100.0, 10000.0)),
         doc: "Spans kept per trace; past it the oldest span is dropped and counted.",
@@ -75,7 +90,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "max_payload_size",
-        kind: Kind::Int { min: 1_024, max: 104_857_600 },
+        kind: Kind::Int {
+            min: 1_024,
+            max: 104_857_600,
+        },
         default: DefaultValue::Int(16_777_216),
         advised: Some((262144.0, 16777216.0)),
         doc: "Largest payload in bytes: an OTLP request body after decompression, a gRPC message, a socket line, and also a trace file read by analyze.",
@@ -115,7 +133,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "max_retained_findings",
-        kind: Kind::Int { min: 0, max: 10_000_000 },
+        kind: Kind::Int {
+            min: 0,
+            max: 10_000_000,
+        },
         default: DefaultValue::Int(10_000),
         advised: None,
         doc: "Findings kept in memory for the query API (a ring buffer); 0 disables the store.",
@@ -123,7 +144,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "ingest_queue_capacity",
-        kind: Kind::Int { min: 1, max: 1_048_576 },
+        kind: Kind::Int {
+            min: 1,
+            max: 1_048_576,
+        },
         default: DefaultValue::Int(1_024),
         advised: None,
         doc: "Batches waiting between the listeners and the event loop. When full, senders wait (backpressure): gRPC and HTTP requests take longer instead of being dropped.",
@@ -131,7 +155,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "analysis_queue_capacity",
-        kind: Kind::Int { min: 1, max: 1_048_576 },
+        kind: Kind::Int {
+            min: 1,
+            max: 1_048_576,
+        },
         default: DefaultValue::Int(1_024),
         advised: None,
         doc: "Batches of completed traces waiting for the analysis worker. When full, the whole new batch is shed and counted in perf_sentinel_analysis_batches_shed_total; ingestion never waits on analysis.",
@@ -147,7 +174,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "window_minutes",
-        kind: Kind::Int { min: 0, max: i64::MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
         default: DefaultValue::Int(10),
         advised: None,
         doc: "How far back, in minutes, co-occurring findings are looked for.",
@@ -155,7 +185,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "lag_threshold_ms",
-        kind: Kind::Int { min: 0, max: i64::MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
         default: DefaultValue::Int(5_000),
         advised: None,
         doc: "Largest delay between two findings that still counts as co-occurrence.",
@@ -163,7 +196,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "min_co_occurrences",
-        kind: Kind::Int { min: 0, max: 4_294_967_295 },
+        kind: Kind::Int {
+            min: 0,
+            max: 4_294_967_295,
+        },
         default: DefaultValue::Int(5),
         advised: None,
         doc: "Co-occurrences a pair needs before it is reported.",
@@ -171,7 +207,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "min_confidence",
-        kind: Kind::Float { min: f64::MIN, max: f64::MAX },
+        kind: Kind::Float {
+            min: f64::MIN,
+            max: f64::MAX,
+        },
         default: DefaultValue::Float(0.7),
         advised: None,
         doc: "Share of the source's occurrences followed by the target before a pair is reported.",
@@ -179,7 +218,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "max_tracked_pairs",
-        kind: Kind::Int { min: 0, max: i64::MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
         default: DefaultValue::Int(10_000),
         advised: None,
         doc: "Pairs tracked at once; past it the least frequent are evicted down to 90 %.",
@@ -235,7 +277,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.archive",
         key: "max_size_mb",
-        kind: Kind::Int { min: 1, max: i64::MAX },
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
         default: DefaultValue::Int(100),
         advised: None,
         doc: "Size of one archive file before it rotates, in MiB.",
@@ -243,7 +288,10 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.archive",
         key: "max_files",
-        kind: Kind::Int { min: 1, max: i64::MAX },
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
         default: DefaultValue::Int(12),
         advised: None,
         doc: "Archive files kept.",

@@ -9,8 +9,8 @@ use crate::event::SpanEvent;
 use crate::finding::{Confidence, Finding, Severity};
 use crate::ingest::IngestStats;
 use crate::registry::{
-    self, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary, RegistryError, ScoreInput,
-    Scorer, ScorerDescriptor, Value,
+    self, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary,
+    RegistryError, ScoreInput, Scorer, ScorerDescriptor, Value,
 };
 use crate::report::{AnalysisInfo, GateResult, QualityGate, Report};
 use crate::trace::{Trace, group_traces};
@@ -72,7 +72,10 @@ impl Engine {
             let detector = (d.build)(&config.settings_for(d.tunables))
                 .map_err(|message| EngineError::Build { id: d.id, message })?;
             by_id.insert(d.id, d);
-            detectors.push(LoadedDetector { descriptor: d, detector });
+            detectors.push(LoadedDetector {
+                descriptor: d,
+                detector,
+            });
         }
         let mut scorers = Vec::new();
         let mut gate = Vec::new();
@@ -80,10 +83,13 @@ impl Engine {
             gate.extend(d.descriptor.gate_rules.iter().copied());
         }
         for s in registry::scorers()? {
-            let scorer =
-                (s.build)(&config.settings_for(s.tunables)).map_err(|message| EngineError::Build { id: s.id, message })?;
+            let scorer = (s.build)(&config.settings_for(s.tunables))
+                .map_err(|message| EngineError::Build { id: s.id, message })?;
             gate.extend(s.gate_rules.iter().copied());
-            scorers.push(LoadedScorer { descriptor: s, scorer });
+            scorers.push(LoadedScorer {
+                descriptor: s,
+                scorer,
+            });
         }
         let gate = gate
             .into_iter()
@@ -96,7 +102,13 @@ impl Engine {
                 (rule, threshold)
             })
             .collect();
-        Ok(Engine { config, detectors, scorers, by_id, gate })
+        Ok(Engine {
+            config,
+            detectors,
+            scorers,
+            by_id,
+            gate,
+        })
     }
 
     /// An engine with every default.
@@ -138,7 +150,10 @@ impl Engine {
             }
         }
         let mut summary = GreenSummary::default();
-        let input = ScoreInput { traces, detectors: &self.by_id };
+        let input = ScoreInput {
+            traces,
+            detectors: &self.by_id,
+        };
         for s in &self.scorers {
             s.scorer.score(&input, &mut findings, &mut summary);
         }
@@ -147,22 +162,62 @@ impl Engine {
             f.signature = f.compute_signature();
         }
         self.sort_findings(&mut findings);
-        Analysis { findings, green_summary: summary, per_endpoint_io_ops: endpoint_io(traces) }
+        Analysis {
+            findings,
+            green_summary: summary,
+            per_endpoint_io_ops: endpoint_io(traces),
+        }
     }
 
     /// Sorts findings on a full key: detector rank, severity, trace id,
     /// endpoint, template, then service, timestamps, counts, suggestion and
     /// span ids, so that ties never depend on input or hash order.
     pub fn sort_findings(&self, findings: &mut [Finding]) {
-        let rank = |f: &Finding| self.by_id.get(f.finding_type.as_str()).map_or(u32::MAX, |d| d.rank);
+        let rank = |f: &Finding| {
+            self.by_id
+                .get(f.finding_type.as_str())
+                .map_or(u32::MAX, |d| d.rank)
+        };
         findings.sort_by(|a, b| {
-            (rank(a), &a.finding_type, a.severity, &a.trace_id, &a.source_endpoint, &a.pattern.template)
-                .cmp(&(rank(b), &b.finding_type, b.severity, &b.trace_id, &b.source_endpoint, &b.pattern.template))
+            (
+                rank(a),
+                &a.finding_type,
+                a.severity,
+                &a.trace_id,
+                &a.source_endpoint,
+                &a.pattern.template,
+            )
+                .cmp(&(
+                    rank(b),
+                    &b.finding_type,
+                    b.severity,
+                    &b.trace_id,
+                    &b.source_endpoint,
+                    &b.pattern.template,
+                ))
                 .then_with(|| {
-                    (&a.service, &a.first_timestamp, &a.last_timestamp, a.pattern.occurrences, a.pattern.distinct_params)
-                        .cmp(&(&b.service, &b.first_timestamp, &b.last_timestamp, b.pattern.occurrences, b.pattern.distinct_params))
+                    (
+                        &a.service,
+                        &a.first_timestamp,
+                        &a.last_timestamp,
+                        a.pattern.occurrences,
+                        a.pattern.distinct_params,
+                    )
+                        .cmp(&(
+                            &b.service,
+                            &b.first_timestamp,
+                            &b.last_timestamp,
+                            b.pattern.occurrences,
+                            b.pattern.distinct_params,
+                        ))
                 })
-                .then_with(|| (a.pattern.window_ms, &a.suggestion, &a.span_ids).cmp(&(b.pattern.window_ms, &b.suggestion, &b.span_ids)))
+                .then_with(|| {
+                    (a.pattern.window_ms, &a.suggestion, &a.span_ids).cmp(&(
+                        b.pattern.window_ms,
+                        &b.suggestion,
+                        &b.span_ids,
+                    ))
+                })
         });
     }
 
@@ -173,16 +228,27 @@ impl Engine {
             .iter()
             .map(|(rule, threshold)| {
                 let actual = match rule.measure {
-                    GateMeasure::Findings { finding_type, min_severity } => findings
+                    GateMeasure::Findings {
+                        finding_type,
+                        min_severity,
+                    } => findings
                         .iter()
                         .filter(|f| f.finding_type == finding_type && f.severity <= min_severity)
                         .count() as f64,
                     GateMeasure::Metric(name) => summary.metrics.get(name).copied().unwrap_or(0.0),
                 };
-                GateResult { rule: rule.key.to_owned(), threshold: *threshold, actual, passed: actual <= *threshold }
+                GateResult {
+                    rule: rule.key.to_owned(),
+                    threshold: *threshold,
+                    actual,
+                    passed: actual <= *threshold,
+                }
             })
             .collect();
-        QualityGate { passed: rules.iter().all(|r| r.passed), rules }
+        QualityGate {
+            passed: rules.iter().all(|r| r.passed),
+            rules,
+        }
     }
 
     /// Groups events into traces, analyzes them and builds a batch report.
@@ -194,7 +260,13 @@ impl Engine {
     }
 
     /// Wraps an analysis into a report with its quality gate.
-    pub fn report_from(&self, analysis: Analysis, events: u64, traces: u64, stats: IngestStats) -> Report {
+    pub fn report_from(
+        &self,
+        analysis: Analysis,
+        events: u64,
+        traces: u64,
+        stats: IngestStats,
+    ) -> Report {
         let quality_gate = self.quality_gate(&analysis.findings, &analysis.green_summary);
         Report {
             analysis: AnalysisInfo {
@@ -218,12 +290,18 @@ pub fn endpoint_io(traces: &[Trace]) -> Vec<EndpointIo> {
     let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
     for t in traces {
         for s in &t.spans {
-            *counts.entry((s.event.service.as_str(), s.event.source.endpoint.as_str())).or_default() += 1;
+            *counts
+                .entry((s.event.service.as_str(), s.event.source.endpoint.as_str()))
+                .or_default() += 1;
         }
     }
     let mut out: Vec<EndpointIo> = counts
         .into_iter()
-        .map(|((service, endpoint), io_ops)| EndpointIo { service: service.to_owned(), endpoint: endpoint.to_owned(), io_ops })
+        .map(|((service, endpoint), io_ops)| EndpointIo {
+            service: service.to_owned(),
+            endpoint: endpoint.to_owned(),
+            io_ops,
+        })
         .collect();
     out.sort_by(|a, b| (&a.service, &a.endpoint).cmp(&(&b.service, &b.endpoint)));
     out

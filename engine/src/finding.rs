@@ -22,7 +22,9 @@ impl Severity {
 }
 
 /// Where a finding was produced, which says how much to trust it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// Batch analysis of a captured file (`analyze`).
@@ -166,7 +168,10 @@ mod tests {
             trace_id: "t".into(),
             service: "order-svc".into(),
             source_endpoint: "POST /api/orders/42/submit".into(),
-            pattern: Pattern { template: "SELECT * FROM order_item WHERE order_id = ?".into(), ..Pattern::default() },
+            pattern: Pattern {
+                template: "SELECT * FROM order_item WHERE order_id = ?".into(),
+                ..Pattern::default()
+            },
             suggestion: String::new(),
             first_timestamp: String::new(),
             last_timestamp: String::new(),

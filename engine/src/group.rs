@@ -20,7 +20,11 @@ pub struct Bounds {
 pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
     let mut it = spans.into_iter();
     let Some(first) = it.next() else {
-        return Bounds { first_timestamp: String::new(), last_timestamp: String::new(), window_ms: 0 };
+        return Bounds {
+            first_timestamp: String::new(),
+            last_timestamp: String::new(),
+            window_ms: 0,
+        };
     };
     let (mut min, mut max) = (&first.event.timestamp, &first.event.timestamp);
     for s in it {
@@ -35,7 +39,11 @@ pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
         (Some(a), Some(b)) => u64::try_from(b.saturating_sub(a) / NANOS_PER_MS).unwrap_or(0),
         _ => 0,
     };
-    Bounds { first_timestamp: min.clone(), last_timestamp: max.clone(), window_ms }
+    Bounds {
+        first_timestamp: min.clone(),
+        last_timestamp: max.clone(),
+        window_ms,
+    }
 }
 
 /// Nearest-rank index: `max(ceil(p·n/100) − 1, 0)`, capped at `n − 1`.
@@ -75,13 +83,21 @@ pub fn coefficient_of_variation(d: &[u64]) -> Option<f64> {
 
 /// Number of distinct parameter lists among the spans.
 pub fn distinct_params<'a>(spans: impl IntoIterator<Item = &'a Span>) -> u64 {
-    spans.into_iter().map(|s| s.params).collect::<BTreeSet<_>>().len() as u64
+    spans
+        .into_iter()
+        .map(|s| s.params)
+        .collect::<BTreeSet<_>>()
+        .len() as u64
 }
 
 /// The code location of a span, when it has any `code.*` attribute.
 pub fn code_location(span: &Span) -> Option<CodeLocation> {
     let e = &span.event;
-    if e.code_function.is_none() && e.code_filepath.is_none() && e.code_lineno.is_none() && e.code_namespace.is_none() {
+    if e.code_function.is_none()
+        && e.code_filepath.is_none()
+        && e.code_lineno.is_none()
+        && e.code_namespace.is_none()
+    {
         return None;
     }
     Some(CodeLocation {
@@ -95,7 +111,12 @@ pub fn code_location(span: &Span) -> Option<CodeLocation> {
 /// A finding about a group of spans (in trace order): service, endpoint, code
 /// location and scopes come from the first span; bounds and occurrences from
 /// the whole group. `distinct_params` is left at 0 and timing stats unset.
-pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str, group: &[&Span]) -> Finding {
+pub fn finding_for_group(
+    finding_type: &str,
+    severity: Severity,
+    template: &str,
+    group: &[&Span],
+) -> Finding {
     let b = bounds(group.iter().copied());
     let first = group.first();
     Finding {
@@ -103,7 +124,9 @@ pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str,
         severity,
         trace_id: first.map(|s| s.event.trace_id.clone()).unwrap_or_default(),
         service: first.map(|s| s.event.service.clone()).unwrap_or_default(),
-        source_endpoint: first.map(|s| s.event.source.endpoint.clone()).unwrap_or_default(),
+        source_endpoint: first
+            .map(|s| s.event.source.endpoint.clone())
+            .unwrap_or_default(),
         pattern: Pattern {
             template: template.to_owned(),
             occurrences: group.len() as u64,
@@ -117,7 +140,9 @@ pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str,
         confidence: Confidence::CiBatch,
         classification_method: None,
         code_location: first.and_then(|s| code_location(s)),
-        instrumentation_scopes: first.map(|s| s.event.instrumentation_scopes.clone()).unwrap_or_default(),
+        instrumentation_scopes: first
+            .map(|s| s.event.instrumentation_scopes.clone())
+            .unwrap_or_default(),
         suggested_fix: None,
         signature: String::new(),
         span_ids: group.iter().map(|s| s.event.span_id.clone()).collect(),

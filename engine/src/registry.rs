@@ -17,9 +17,15 @@ use crate::trace::Trace;
 pub enum Kind {
     Bool,
     /// An integer in `min..=max`.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A finite float in `min..=max`.
-    Float { min: f64, max: f64 },
+    Float {
+        min: f64,
+        max: f64,
+    },
     /// Free text without control characters.
     Str,
     /// One of the listed words, trimmed and compared case-insensitively; empty
@@ -99,7 +105,10 @@ impl Tunable {
 #[derive(Debug, Clone, Copy)]
 pub enum GateMeasure {
     /// The number of findings of one type at `min_severity` or worse.
-    Findings { finding_type: &'static str, min_severity: Severity },
+    Findings {
+        finding_type: &'static str,
+        min_severity: Severity,
+    },
     /// A metric a scorer publishes (see [`GreenSummary::metrics`]).
     Metric(&'static str),
 }
@@ -119,7 +128,14 @@ pub struct GateRule {
 impl GateRule {
     /// The rule as a `[thresholds]` tunable.
     pub fn tunable(&self) -> Tunable {
-        Tunable { section: "thresholds", key: self.key, kind: self.kind, default: self.default, advised: None, doc: self.doc }
+        Tunable {
+            section: "thresholds",
+            key: self.key,
+            kind: self.kind,
+            default: self.default,
+            advised: None,
+            doc: self.doc,
+        }
     }
 }
 
@@ -289,19 +305,23 @@ pub enum RegistryError {
 
 /// Every registered detector, sorted by rank then id.
 pub fn detectors() -> Result<Vec<&'static DetectorDescriptor>, RegistryError> {
-    let mut all: Vec<&'static DetectorDescriptor> = inventory::iter::<DetectorDescriptor>.into_iter().collect();
+    let mut all: Vec<&'static DetectorDescriptor> =
+        inventory::iter::<DetectorDescriptor>.into_iter().collect();
     all.sort_by_key(|d| (d.rank, d.id));
     let mut ids: Vec<&str> = all.iter().map(|d| d.id).collect();
     ids.sort_unstable();
     if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-        return Err(RegistryError::DuplicateId(all.iter().find(|d| d.id == w[0]).map_or("", |d| d.id)));
+        return Err(RegistryError::DuplicateId(
+            all.iter().find(|d| d.id == w[0]).map_or("", |d| d.id),
+        ));
     }
     Ok(all)
 }
 
 /// Every registered scorer, sorted by rank then id.
 pub fn scorers() -> Result<Vec<&'static ScorerDescriptor>, RegistryError> {
-    let mut all: Vec<&'static ScorerDescriptor> = inventory::iter::<ScorerDescriptor>.into_iter().collect();
+    let mut all: Vec<&'static ScorerDescriptor> =
+        inventory::iter::<ScorerDescriptor>.into_iter().collect();
     all.sort_by_key(|d| (d.rank, d.id));
     if let Some(w) = all.windows(2).find(|w| w[0].id == w[1].id) {
         return Err(RegistryError::DuplicateId(w[0].id));

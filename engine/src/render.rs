@@ -9,11 +9,14 @@ use crate::finding::{Confidence, Finding, Severity, is_invisible};
 use crate::report::Report;
 
 /// The OASIS SARIF 2.1.0 schema address.
-pub const SARIF_SCHEMA: &str = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
+pub const SARIF_SCHEMA: &str =
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 
 /// Removes terminal control sequences and invisible characters from untrusted text.
 pub fn clean(s: &str) -> String {
-    s.chars().filter(|&c| !c.is_control() && !is_invisible(c)).collect()
+    s.chars()
+        .filter(|&c| !c.is_control() && !is_invisible(c))
+        .collect()
 }
 
 struct Paint {
@@ -22,7 +25,11 @@ struct Paint {
 
 impl Paint {
     fn wrap(&self, code: &str, s: &str) -> String {
-        if self.on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
     }
     fn sev(&self, s: Severity) -> String {
         let label = format!("[{}]", s.as_str().to_ascii_uppercase());
@@ -35,7 +42,9 @@ impl Paint {
 }
 
 fn label<'a>(engine: &'a Engine, f: &'a Finding) -> &'a str {
-    engine.descriptor(&f.finding_type).map_or(f.finding_type.as_str(), |d| d.label)
+    engine
+        .descriptor(&f.finding_type)
+        .map_or(f.finding_type.as_str(), |d| d.label)
 }
 
 fn num(v: Option<&Value>) -> f64 {
@@ -49,7 +58,11 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
     let mut o = String::new();
     let a = &report.analysis;
     let _ = writeln!(o, "\n{}", p.wrap("1", "=== perf-sentinel report ==="));
-    let _ = writeln!(o, "Analyzed {} events in {} traces ({} ms)", a.events_processed, a.traces_analyzed, elapsed_ms);
+    let _ = writeln!(
+        o,
+        "Analyzed {} events in {} traces ({} ms)",
+        a.events_processed, a.traces_analyzed, elapsed_ms
+    );
     if a.spans_without_io_attributes > 0 {
         let _ = writeln!(
             o,
@@ -80,7 +93,11 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
             }
             by_type.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
             let top = if fs.len() > 10 { 3 } else { 2 };
-            let list: Vec<String> = by_type.iter().take(top).map(|(t, n)| format!("{t} ({n})")).collect();
+            let list: Vec<String> = by_type
+                .iter()
+                .take(top)
+                .map(|(t, n)| format!("{t} ({n})"))
+                .collect();
             let _ = writeln!(o, "  Most common: {}", list.join(", "));
         }
         for (i, f) in fs.iter().enumerate() {
@@ -108,7 +125,12 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
                 "  Hits:       {} occurrences, {} distinct params, {} ms window",
                 f.pattern.occurrences, f.pattern.distinct_params, f.pattern.window_ms
             );
-            let _ = writeln!(o, "  Window:     {} -> {}", clean(&f.first_timestamp), clean(&f.last_timestamp));
+            let _ = writeln!(
+                o,
+                "  Window:     {} -> {}",
+                clean(&f.first_timestamp),
+                clean(&f.last_timestamp)
+            );
             if let Some(m) = &f.classification_method {
                 let _ = writeln!(o, "  Classified: {m}");
             }
@@ -117,17 +139,30 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
                 let _ = writeln!(o, "  Confidence: {:?}", f.confidence);
             }
             if let Some(fix) = &f.suggested_fix {
-                let _ = writeln!(o, "  Suggested fix ({}): {}", clean(&fix.framework), clean(&fix.recommendation));
+                let _ = writeln!(
+                    o,
+                    "  Suggested fix ({}): {}",
+                    clean(&fix.framework),
+                    clean(&fix.recommendation)
+                );
             }
             if let Some(g) = &f.green_impact {
                 let _ = writeln!(o, "  Extra I/O:  {}", g.estimated_extra_io_ops);
-                let _ = writeln!(o, "  IIS:        {:.1} ({})", g.io_intensity_score, g.io_intensity_band);
+                let _ = writeln!(
+                    o,
+                    "  IIS:        {:.1} ({})",
+                    g.io_intensity_score, g.io_intensity_band
+                );
             }
         }
     }
     green_block(&mut o, &report.green_summary);
     let g = &report.quality_gate;
-    let verdict = if g.passed { p.wrap("1;32", "PASSED") } else { p.wrap("1;31", "FAILED") };
+    let verdict = if g.passed {
+        p.wrap("1;32", "PASSED")
+    } else {
+        p.wrap("1;31", "FAILED")
+    };
     let _ = writeln!(o, "\nQuality gate: {verdict}");
     for r in &g.rules {
         let _ = writeln!(
@@ -140,7 +175,11 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
         );
     }
     if !report.acknowledged_findings.is_empty() {
-        let _ = writeln!(o, "\n{} acknowledged finding(s) not shown", report.acknowledged_findings.len());
+        let _ = writeln!(
+            o,
+            "\n{} acknowledged finding(s) not shown",
+            report.acknowledged_findings.len()
+        );
     }
     o
 }
@@ -166,20 +205,37 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
         o,
         "  Waste ratio: {:.1}% ({})",
         num(g.get("io_waste_ratio")) * 100.0,
-        g.get("io_waste_ratio_band").and_then(Value::as_str).unwrap_or("")
+        g.get("io_waste_ratio_band")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     );
     if let Some(co2) = g.get("co2") {
         let mid = |k: &str| num(co2.get(k).and_then(|v| v.get("mid")));
-        let model = co2.get("total").and_then(|t| t.get("model")).and_then(Value::as_str).unwrap_or("");
-        let _ = writeln!(o, "  CO2: {:.6} g total, {:.6} g avoidable (model {model})", mid("total"), mid("avoidable"));
+        let model = co2
+            .get("total")
+            .and_then(|t| t.get("model"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let _ = writeln!(
+            o,
+            "  CO2: {:.6} g total, {:.6} g avoidable (model {model})",
+            mid("total"),
+            mid("avoidable")
+        );
         let _ = writeln!(
             o,
             "    operational {:.6} g, embodied {:.6} g{}",
             num(co2.get("operational_gco2")),
             num(co2.get("embodied_gco2")),
-            co2.get("transport_gco2").map_or(String::new(), |t| format!(", transport {:.6} g", num(Some(t))))
+            co2.get("transport_gco2").map_or(String::new(), |t| format!(
+                ", transport {:.6} g",
+                num(Some(t))
+            ))
         );
-        let _ = writeln!(o, "    estimates carry a 2x uncertainty either way (low = mid / 2, high = mid x 2)");
+        let _ = writeln!(
+            o,
+            "    estimates carry a 2x uncertainty either way (low = mid / 2, high = mid x 2)"
+        );
     }
     if let Some(Value::Array(regions)) = g.get("regions") {
         for r in regions {
@@ -189,25 +245,35 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
                 clean(r.get("region").and_then(Value::as_str).unwrap_or("")),
                 num(r.get("io_ops")),
                 num(r.get("grid_intensity_gco2_kwh")),
-                r.get("intensity_source").and_then(Value::as_str).unwrap_or(""),
+                r.get("intensity_source")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
                 num(r.get("co2_gco2"))
             );
         }
     }
     if let Some(Value::Array(top)) = g.get("top_offenders") {
         if !top.is_empty() {
-            let _ = writeln!(o, "  Top offenders (I/O intensity score = I/O ops per request):");
+            let _ = writeln!(
+                o,
+                "  Top offenders (I/O intensity score = I/O ops per request):"
+            );
             for t in top.iter().take(10) {
                 let _ = writeln!(
                     o,
                     "    {:.1} ({}) {} {}",
                     num(t.get("io_intensity_score")),
-                    t.get("io_intensity_band").and_then(Value::as_str).unwrap_or(""),
+                    t.get("io_intensity_band")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
                     clean(t.get("service").and_then(Value::as_str).unwrap_or("")),
                     clean(t.get("endpoint").and_then(Value::as_str).unwrap_or(""))
                 );
             }
-            let _ = writeln!(o, "    bands are fixed: moderate >= 2, high >= 5, critical >= 10 ops per request");
+            let _ = writeln!(
+                o,
+                "    bands are fixed: moderate >= 2, high >= 5, critical >= 10 ops per request"
+            );
         }
     }
 }
@@ -222,7 +288,10 @@ pub fn safe_sarif_path(p: &str) -> bool {
         return false;
     }
     let lower = p.to_ascii_lowercase();
-    if ["%2e%2e", ".%2e", "%2e.", "%25", "%c0", "%c1", "%e0%80"].iter().any(|t| lower.contains(t)) {
+    if ["%2e%2e", ".%2e", "%2e.", "%25", "%c0", "%c1", "%e0%80"]
+        .iter()
+        .any(|t| lower.contains(t))
+    {
         return false;
     }
     !p.chars().any(|c| c.is_control() || is_invisible(c))
@@ -256,18 +325,28 @@ fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
         clean(&f.suggestion)
     );
     let mut props = serde_json::Map::new();
-    props.insert("confidence".into(), serde_json::to_value(f.confidence).unwrap_or(Value::Null));
+    props.insert(
+        "confidence".into(),
+        serde_json::to_value(f.confidence).unwrap_or(Value::Null),
+    );
     if !f.signature.is_empty() {
         props.insert("signature".into(), json!(f.signature));
     }
     props.insert("traceId".into(), json!(f.trace_id));
     if let Some(fix) = &f.suggested_fix {
         // SARIF `fixes` require artifact changes; a textual recommendation goes here.
-        props.insert("suggestedFix".into(), serde_json::to_value(fix).unwrap_or(Value::Null));
+        props.insert(
+            "suggestedFix".into(),
+            serde_json::to_value(fix).unwrap_or(Value::Null),
+        );
     }
     if let Some(a) = acked {
         props.insert("acknowledged".into(), json!(true));
-        for (k, src) in [("acknowledgmentReason", "reason"), ("acknowledgmentBy", "acknowledged_by"), ("acknowledgmentAt", "acknowledged_at")] {
+        for (k, src) in [
+            ("acknowledgmentReason", "reason"),
+            ("acknowledgmentBy", "acknowledged_by"),
+            ("acknowledgmentAt", "acknowledged_at"),
+        ] {
             if let Some(v) = a.get(src) {
                 props.insert(k.into(), v.clone());
             }
@@ -284,9 +363,19 @@ fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
         "properties": props,
         "rank": rank(f.confidence),
     });
-    if let Some(path) = f.code_location.as_ref().and_then(|c| c.filepath.as_deref()).filter(|p| safe_sarif_path(p)) {
+    if let Some(path) = f
+        .code_location
+        .as_ref()
+        .and_then(|c| c.filepath.as_deref())
+        .filter(|p| safe_sarif_path(p))
+    {
         let mut phys = json!({ "artifactLocation": { "uri": path } });
-        if let Some(l) = f.code_location.as_ref().and_then(|c| c.lineno).filter(|&l| l >= 1) {
+        if let Some(l) = f
+            .code_location
+            .as_ref()
+            .and_then(|c| c.lineno)
+            .filter(|&l| l >= 1)
+        {
             phys["region"] = json!({ "startLine": l });
         }
         r["locations"] = json!([{ "physicalLocation": phys }]);
@@ -354,7 +443,16 @@ mod tests {
     #[test]
     fn sarif_path_filter() {
         assert!(safe_sarif_path("src/main/java/A.java"));
-        for bad in ["/etc/passwd", "..\\x", "a/../b", "C:/x", "a/%2E%2e/b", "a\u{202E}b", "a%25b", "a\nb"] {
+        for bad in [
+            "/etc/passwd",
+            "..\\x",
+            "a/../b",
+            "C:/x",
+            "a/%2E%2e/b",
+            "a\u{202E}b",
+            "a%25b",
+            "a\nb",
+        ] {
             assert!(!safe_sarif_path(bad), "{bad}");
         }
     }

@@ -26,7 +26,11 @@ impl Span {
             EventKind::Sql => normalize_sql(&event.target, &mut sink),
             EventKind::HttpOut => normalize_http(&event.operation, &event.target, &mut sink),
         };
-        Span { template: templates.intern(template), params: sink.finish(), event }
+        Span {
+            template: templates.intern(template),
+            params: sink.finish(),
+            event,
+        }
     }
 
     pub fn kind(&self) -> EventKind {
@@ -89,7 +93,10 @@ pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
             Some(&i) => i,
             None => {
                 index.insert(span.event.trace_id.clone(), traces.len());
-                traces.push(Trace { trace_id: span.event.trace_id.clone(), spans: Vec::new() });
+                traces.push(Trace {
+                    trace_id: span.event.trace_id.clone(),
+                    spans: Vec::new(),
+                });
                 traces.len() - 1
             }
         };

@@ -75,15 +75,27 @@ pub(super) fn parse(body: &[u8]) -> Result<Ingested, serde_json::Error> {
     let mut out = Ingested::default();
     for trace in export.data {
         for span in trace.spans {
-            out.stats.add(IngestStats { spans_read: 1, spans_without_io_attributes: 0 });
-            let get = |k: &str| span.tags.iter().find(|t| t.key == k).map(|t| tag_text(&t.value));
+            out.stats.add(IngestStats {
+                spans_read: 1,
+                spans_without_io_attributes: 0,
+            });
+            let get = |k: &str| {
+                span.tags
+                    .iter()
+                    .find(|t| t.key == k)
+                    .map(|t| tag_text(&t.value))
+            };
             let view = TagView { get: &get };
             let service = trace
                 .processes
                 .get(&span.process_id)
                 .and_then(|p| p.service_name.clone())
                 .unwrap_or_default();
-            let parent = span.references.iter().find(|r| r.ref_type == "CHILD_OF").map(|r| r.span_id.clone());
+            let parent = span
+                .references
+                .iter()
+                .find(|r| r.ref_type == "CHILD_OF")
+                .map(|r| r.span_id.clone());
             let text = TextSpan {
                 trace_id: trace.trace_id.clone(),
                 span_id: span.span_id.clone(),

@@ -97,7 +97,11 @@ impl fmt::Display for IngestError {
 
 impl IngestError {
     fn new(origin: &str, position: Option<String>, message: impl Into<String>) -> Self {
-        IngestError { origin: origin.to_owned(), position, message: message.into() }
+        IngestError {
+            origin: origin.to_owned(),
+            position,
+            message: message.into(),
+        }
     }
 
     fn json(origin: &str, format: Format, e: &serde_json::Error) -> Self {
@@ -113,7 +117,11 @@ impl IngestError {
         IngestError::new(
             origin,
             Some(format!("line {}, column {}", e.line(), e.column())),
-            format!("invalid {} input: {what}; expected {}", format.name(), expected(format)),
+            format!(
+                "invalid {} input: {what}; expected {}",
+                format.name(),
+                expected(format)
+            ),
         )
     }
 }
@@ -123,7 +131,9 @@ fn expected(format: Format) -> &'static str {
         Format::Native => {
             "a JSON array of span events with timestamp, trace_id, span_id, service, type (\"sql\" or \"http_out\"), operation, target, duration_us and source {endpoint, method}"
         }
-        Format::Jaeger => "a Jaeger export: {\"data\": [{\"traceID\", \"spans\": [...], \"processes\": {...}}]}",
+        Format::Jaeger => {
+            "a Jaeger export: {\"data\": [{\"traceID\", \"spans\": [...], \"processes\": {...}}]}"
+        }
         Format::Zipkin => "a Zipkin v2 array of spans with traceId, id and string-valued tags",
         Format::OtlpJson => "an OTLP/JSON ExportTraceServiceRequest: {\"resourceSpans\": [...]}",
         Format::OtlpProtobuf => "an OTLP protobuf ExportTraceServiceRequest",
@@ -136,7 +146,10 @@ pub fn read_input(path: Option<&Path>, max_bytes: u64) -> Result<Vec<u8>, Ingest
     let mut buf = Vec::new();
     let res = match path {
         Some(p) => std::fs::File::open(p).and_then(|f| f.take(max_bytes + 1).read_to_end(&mut buf)),
-        None => std::io::stdin().lock().take(max_bytes + 1).read_to_end(&mut buf),
+        None => std::io::stdin()
+            .lock()
+            .take(max_bytes + 1)
+            .read_to_end(&mut buf),
     };
     if let Err(e) = res {
         return Err(IngestError::new(&origin, None, format!("cannot read: {e}")));
@@ -163,7 +176,11 @@ pub fn sniff(bytes: &[u8], origin: &str) -> Result<Format, IngestError> {
     let body = strip_bom(bytes);
     // An OTLP request starts with field 1 (resource_spans), length-delimited:
     // byte 0x0a. JSON that starts with a newline is told apart by what follows.
-    if body.first() == Some(&0x0a) && !body.get(1).is_some_and(|b| b.is_ascii_whitespace() || *b == b'[' || *b == b'{') {
+    if body.first() == Some(&0x0a)
+        && !body
+            .get(1)
+            .is_some_and(|b| b.is_ascii_whitespace() || *b == b'[' || *b == b'{')
+    {
         return Ok(Format::OtlpProtobuf);
     }
     let Some(first) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
@@ -239,7 +256,9 @@ fn check_depth(bytes: &[u8], origin: &str) -> Result<(), IngestError> {
                     return Err(IngestError::new(
                         origin,
                         Some(format!("line {line}, byte {i}")),
-                        format!("JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"),
+                        format!(
+                            "JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"
+                        ),
                     ));
                 }
             }
@@ -274,7 +293,9 @@ fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, Inges
             check_depth(body, origin)?;
             if std::str::from_utf8(body).is_err() {
                 // serde_json reports bad UTF-8 only inside strings; say where it is.
-                let valid = std::str::from_utf8(body).err().map_or(0, |e| e.valid_up_to());
+                let valid = std::str::from_utf8(body)
+                    .err()
+                    .map_or(0, |e| e.valid_up_to());
                 let line = 1 + body[..valid].iter().filter(|&&b| b == b'\n').count();
                 return Err(IngestError::new(
                     origin,
@@ -284,14 +305,23 @@ fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, Inges
             }
             match json_format {
                 Format::Native => {
-                    let events: Vec<SpanEvent> =
-                        serde_json::from_slice(body).map_err(|e| IngestError::json(origin, Format::Native, &e))?;
+                    let events: Vec<SpanEvent> = serde_json::from_slice(body)
+                        .map_err(|e| IngestError::json(origin, Format::Native, &e))?;
                     let n = events.len() as u64;
-                    Ingested { events, stats: IngestStats { spans_read: n, spans_without_io_attributes: 0 } }
+                    Ingested {
+                        events,
+                        stats: IngestStats {
+                            spans_read: n,
+                            spans_without_io_attributes: 0,
+                        },
+                    }
                 }
-                Format::Jaeger => jaeger::parse(body).map_err(|e| IngestError::json(origin, Format::Jaeger, &e))?,
-                Format::Zipkin => zipkin::parse(body).map_err(|e| IngestError::json(origin, Format::Zipkin, &e))?,
-                _ => otlp::parse_json(body).map_err(|e| IngestError::json(origin, Format::OtlpJson, &e))?,
+                Format::Jaeger => jaeger::parse(body)
+                    .map_err(|e| IngestError::json(origin, Format::Jaeger, &e))?,
+                Format::Zipkin => zipkin::parse(body)
+                    .map_err(|e| IngestError::json(origin, Format::Zipkin, &e))?,
+                _ => otlp::parse_json(body)
+                    .map_err(|e| IngestError::json(origin, Format::OtlpJson, &e))?,
             }
         }
     })
@@ -316,14 +346,22 @@ impl TagView<'_> {
             (EventKind::HttpOut, self.first(&["http.url", "url.full"])?)
         };
         let operation = match kind {
-            EventKind::Sql => self.first(&["db.system"]).unwrap_or_else(|| "unknown".into()),
-            EventKind::HttpOut => self.first(&["http.method", "http.request.method"]).unwrap_or_else(|| "GET".into()),
+            EventKind::Sql => self
+                .first(&["db.system"])
+                .unwrap_or_else(|| "unknown".into()),
+            EventKind::HttpOut => self
+                .first(&["http.method", "http.request.method"])
+                .unwrap_or_else(|| "GET".into()),
         };
         let status_code = match kind {
-            EventKind::HttpOut => self.first(&["http.status_code", "http.response.status_code"]).and_then(|s| s.parse().ok()),
+            EventKind::HttpOut => self
+                .first(&["http.status_code", "http.response.status_code"])
+                .and_then(|s| s.parse().ok()),
             EventKind::Sql => None,
         };
-        let start_ns = i64::try_from(span.start_us).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+        let start_ns = i64::try_from(span.start_us)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
         Some(SpanEvent {
             timestamp: crate::time::format_timestamp_ms(start_ns),
             trace_id: span.trace_id,
@@ -336,7 +374,9 @@ impl TagView<'_> {
             target,
             duration_us: span.duration_us,
             source: EventSource {
-                endpoint: self.first(&["http.route", "http.target"]).unwrap_or_default(),
+                endpoint: self
+                    .first(&["http.route", "http.target"])
+                    .unwrap_or_default(),
                 method: self.first(&["code.function"]).unwrap_or(span.name),
             },
             status_code,
@@ -370,9 +410,18 @@ mod tests {
     fn sniffs_every_format() {
         let o = "t";
         assert_eq!(sniff(b"  []", o).unwrap(), Format::Native);
-        assert_eq!(sniff(br#"[{"traceId":"a","localEndpoint":{}}]"#, o).unwrap(), Format::Zipkin);
-        assert_eq!(sniff(br#"{"data":[{"spans":[]}]}"#, o).unwrap(), Format::Jaeger);
-        assert_eq!(sniff(br#"{"resourceSpans":[]}"#, o).unwrap(), Format::OtlpJson);
+        assert_eq!(
+            sniff(br#"[{"traceId":"a","localEndpoint":{}}]"#, o).unwrap(),
+            Format::Zipkin
+        );
+        assert_eq!(
+            sniff(br#"{"data":[{"spans":[]}]}"#, o).unwrap(),
+            Format::Jaeger
+        );
+        assert_eq!(
+            sniff(br#"{"resourceSpans":[]}"#, o).unwrap(),
+            Format::OtlpJson
+        );
         assert_eq!(sniff(b"\x0a\x00", o).unwrap(), Format::OtlpProtobuf);
         assert!(sniff(b"", o).is_err());
         assert!(sniff(b"\x00\x01", o).is_err());
@@ -385,14 +434,27 @@ mod tests {
         assert!(check_depth(deep.as_bytes(), "t").is_err());
         let ok = "[".repeat(32) + &"]".repeat(32);
         assert!(check_depth(ok.as_bytes(), "t").is_ok());
-        assert!(check_depth(br#"["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]"#, "t").is_ok());
+        assert!(
+            check_depth(
+                br#"["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]"#,
+                "t"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn errors_name_origin_and_position() {
-        let e = parse(b"[{\"timestamp\": 3}]", "f.json").unwrap_err().to_string();
-        assert!(e.starts_with("f.json: line 1, column 16: invalid native event array input"), "{e}");
-        let e = parse(b"[{\"timestamp\": \"x\"", "f.json").unwrap_err().to_string();
+        let e = parse(b"[{\"timestamp\": 3}]", "f.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.json: line 1, column 16: invalid native event array input"),
+            "{e}"
+        );
+        let e = parse(b"[{\"timestamp\": \"x\"", "f.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated"), "{e}");
     }
 }

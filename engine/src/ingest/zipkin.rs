@@ -43,7 +43,11 @@ pub(super) fn parse(body: &[u8]) -> Result<Ingested, serde_json::Error> {
             trace_id: span.trace_id.clone(),
             span_id: span.id.clone(),
             parent_span_id: span.parent_id.clone(),
-            service: span.local_endpoint.as_ref().and_then(|e| e.service_name.clone()).unwrap_or_default(),
+            service: span
+                .local_endpoint
+                .as_ref()
+                .and_then(|e| e.service_name.clone())
+                .unwrap_or_default(),
             name: span.name.clone().unwrap_or_default(),
             start_us: span.timestamp,
             duration_us: span.duration,

@@ -47,7 +47,10 @@ pub fn normalize_sql(sql: &str, params: &mut impl ParamSink) -> String {
             }
             b'"' => {
                 // Quoted identifier: copied verbatim up to and including the closing quote.
-                let end = b[i + 1..].iter().position(|&x| x == b'"').map_or(b.len(), |p| i + 1 + p + 1);
+                let end = b[i + 1..]
+                    .iter()
+                    .position(|&x| x == b'"')
+                    .map_or(b.len(), |p| i + 1 + p + 1);
                 out.extend_from_slice(&b[i..end]);
                 i = end;
             }
@@ -109,8 +112,13 @@ pub fn normalize_sql(sql: &str, params: &mut impl ParamSink) -> String {
         }
     }
     // Only ASCII bytes were replaced, and only by ASCII: `out` stays UTF-8.
-    let template = String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    if saw_in { collapse_in_lists(&template) } else { template }
+    let template = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    if saw_in {
+        collapse_in_lists(&template)
+    } else {
+        template
+    }
 }
 
 fn cut(s: &str, max: usize) -> &str {
@@ -211,11 +219,31 @@ mod tests {
     #[test]
     fn spec_examples() {
         let cases: &[(&str, &str, &[&str])] = &[
-            ("select * from t where a = 7 and b = 'x'", "select * from t where a = ? and b = ?", &["7", "x"]),
-            ("SELECT col_2 FROM \"T9\" WHERE v > 2.50", "SELECT col_2 FROM \"T9\" WHERE v > ?", &["2.50"]),
-            ("UPDATE t SET s = 'it''s' WHERE id IN ( 4 ,5 )", "UPDATE t SET s = ? WHERE id IN (?)", &["it's", "4", "5"]),
-            ("SELECT * FROM t WHERE id = $1 LIMIT 10", "SELECT * FROM t WHERE id = $? LIMIT ?", &["10"]),
-            ("SELECT * FROM t WHERE id = ?", "SELECT * FROM t WHERE id = ?", &[]),
+            (
+                "select * from t where a = 7 and b = 'x'",
+                "select * from t where a = ? and b = ?",
+                &["7", "x"],
+            ),
+            (
+                "SELECT col_2 FROM \"T9\" WHERE v > 2.50",
+                "SELECT col_2 FROM \"T9\" WHERE v > ?",
+                &["2.50"],
+            ),
+            (
+                "UPDATE t SET s = 'it''s' WHERE id IN ( 4 ,5 )",
+                "UPDATE t SET s = ? WHERE id IN (?)",
+                &["it's", "4", "5"],
+            ),
+            (
+                "SELECT * FROM t WHERE id = $1 LIMIT 10",
+                "SELECT * FROM t WHERE id = $? LIMIT ?",
+                &["10"],
+            ),
+            (
+                "SELECT * FROM t WHERE id = ?",
+                "SELECT * FROM t WHERE id = ?",
+                &[],
+            ),
             ("SELECT   1", "SELECT   ?", &["1"]),
         ];
         for (input, template, params) in cases {
@@ -227,9 +255,15 @@ mod tests {
 
     #[test]
     fn dollar_quotes_and_placeholders() {
-        assert_eq!(norm("SELECT $$a'b$$, $x$1$x$"), ("SELECT ?, ?".into(), vec!["a'b".into(), "1".into()]));
+        assert_eq!(
+            norm("SELECT $$a'b$$, $x$1$x$"),
+            ("SELECT ?, ?".into(), vec!["a'b".into(), "1".into()])
+        );
         assert_eq!(norm("SELECT $12, $abc"), ("SELECT $?, $abc".into(), vec![]));
-        assert_eq!(norm("SELECT $t$open"), ("SELECT ?".into(), vec!["open".into()]));
+        assert_eq!(
+            norm("SELECT $t$open"),
+            ("SELECT ?".into(), vec!["open".into()])
+        );
     }
 
     #[test]
@@ -237,10 +271,16 @@ mod tests {
         assert_eq!(norm("x = 'open").0, "x = ?");
         assert_eq!(norm("a = -5").1, vec!["5"]);
         assert_eq!(norm("t1 = 0x1F").0, "t1 = ?x1F");
-        assert_eq!(norm("v = 1.2.3"), ("v = ?.?".into(), vec!["1.2".into(), "3".into()]));
+        assert_eq!(
+            norm("v = 1.2.3"),
+            ("v = ?.?".into(), vec!["1.2".into(), "3".into()])
+        );
         assert_eq!(norm("SELECT \"a 1").0, "SELECT \"a 1");
         // The IN gate opens the regex for MIN(...) too.
-        assert_eq!(norm("SELECT MIN(1, 2) FROM t WHERE a IN (3)").0, "SELECT MIN (?) FROM t WHERE a IN (?)");
+        assert_eq!(
+            norm("SELECT MIN(1, 2) FROM t WHERE a IN (3)").0,
+            "SELECT MIN (?) FROM t WHERE a IN (?)"
+        );
         // No IN keyword, no collapse.
         assert_eq!(norm("SELECT MIN(1, 2)").0, "SELECT MIN(?, ?)");
         assert_eq!(norm("where id in(1,2)").0, "where id IN (?)");

@@ -1,0 +1,208 @@
+//! Argument definitions and the listings of registered rules.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use perf_sentinel_engine::Engine;
+use perf_sentinel_engine::registry::Tunable;
+use perf_sentinel_engine::render::doc_text;
+
+/// Lightweight polyglot performance anti-pattern detector
+#[derive(Parser, Debug)]
+#[command(name = "perf-sentinel", version, about, long_about = ROOT_LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const ROOT_LONG_ABOUT: &str = "Lightweight polyglot performance anti-pattern detector
+
+perf-sentinel reads the OpenTelemetry traces your services already emit and
+finds the I/O anti-patterns that make them slow and wasteful (N+1 SQL and
+HTTP, redundant calls, slow queries, excessive fanout, chatty services, pool
+saturation, serialized calls), then estimates their energy and carbon cost.
+
+Every subcommand takes its tuning from a .perf-sentinel.toml file: the one
+given with --config, else ./.perf-sentinel.toml if it exists, else the
+built-in defaults. Tuning is never a command-line flag. Batch tuning lives in
+[thresholds], [detection] and [green] (see `perf-sentinel analyze --help`);
+daemon tuning lives in [daemon] with [daemon.correlation], [daemon.ack],
+[daemon.cors] and [daemon.archive] (see `perf-sentinel watch --help`). Every
+key, its default and its range: `perf-sentinel rules` and docs/CONFIGURATION.md.";
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Analyze a trace file and report anti-patterns (the CI quality gate)
+    Analyze(AnalyzeArgs),
+    /// Analyze the bundled demo traces (no files needed)
+    Demo(DemoArgs),
+    /// List every registered detector and scorer with its tunables
+    #[command(alias = "detectors")]
+    Rules(RulesArgs),
+    /// Print the documentation of one detector or scorer
+    ExplainRule(ExplainRuleArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Trace file: native JSON, Jaeger, Zipkin, OTLP/JSON or OTLP protobuf (stdin when omitted)
+    #[arg(short, long, value_name = "PATH")]
+    pub input: Option<PathBuf>,
+    /// Config file (default: ./.perf-sentinel.toml when present)
+    #[arg(short, long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Quality-gate mode: JSON output by default, exit 1 when a threshold is breached
+    #[arg(long)]
+    pub ci: bool,
+    /// Output format [default: text, or json with --ci]
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Config file (default: ./.perf-sentinel.toml when present)
+    #[arg(short, long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct RulesArgs {
+    /// Config file (default: ./.perf-sentinel.toml when present)
+    #[arg(short, long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainRuleArgs {
+    /// Detector or scorer id, e.g. n_plus_one_sql
+    pub id: String,
+}
+
+fn tunable_line(t: &Tunable) -> String {
+    format!(
+        "  [{}] {} = {}  ({})\n      {}\n",
+        t.section,
+        t.key,
+        t.default_text(),
+        t.range_text(),
+        t.doc
+    )
+}
+
+/// `perf-sentinel rules`: every detector and scorer, sorted by rank.
+pub fn rules_listing(engine: &Engine, format: ListFormat) -> String {
+    match format {
+        ListFormat::Json => {
+            let tunables = |ts: &[Tunable]| -> Vec<serde_json::Value> {
+                ts.iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "section": t.section, "key": t.key, "default": t.default_text(),
+                            "range": t.range_text(), "doc": t.doc,
+                        })
+                    })
+                    .collect()
+            };
+            let detectors: Vec<serde_json::Value> = engine
+                .detectors()
+                .iter()
+                .map(|d| {
+                    let d = d.descriptor;
+                    let gates: Vec<Tunable> = d.gate_rules.iter().map(|g| g.tunable()).collect();
+                    serde_json::json!({
+                        "id": d.id, "kind": "detector", "crate": d.crate_name, "label": d.label,
+                        "summary": d.summary, "tunables": tunables(d.tunables), "gate_rules": tunables(&gates),
+                    })
+                })
+                .collect();
+            let scorers: Vec<serde_json::Value> = engine
+                .scorers()
+                .iter()
+                .map(|s| {
+                    let s = s.descriptor;
+                    let gates: Vec<Tunable> = s.gate_rules.iter().map(|g| g.tunable()).collect();
+                    serde_json::json!({
+                        "id": s.id, "kind": "scorer", "crate": s.crate_name,
+                        "summary": s.summary, "tunables": tunables(s.tunables), "gate_rules": tunables(&gates),
+                    })
+                })
+                .collect();
+            let mut s = serde_json::to_string_pretty(
+                &serde_json::json!({ "detectors": detectors, "scorers": scorers }),
+            )
+            .unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        ListFormat::Text => {
+            let mut o = String::from("Detectors:\n");
+            for d in engine.detectors() {
+                let d = d.descriptor;
+                let _ = writeln!(o, "  {:<26} {} ({})", d.id, d.summary, d.crate_name);
+            }
+            o.push_str("\nScorers:\n");
+            for s in engine.scorers() {
+                let s = s.descriptor;
+                let _ = writeln!(o, "  {:<26} {} ({})", s.id, s.summary, s.crate_name);
+            }
+            o.push_str("\n`perf-sentinel explain-rule <id>` prints one rule's documentation and tunables.\n");
+            o
+        }
+    }
+}
+
+/// `perf-sentinel explain-rule ID`.
+pub fn explain_rule(engine: &Engine, id: &str) -> Option<String> {
+    let (title, docs, tunables, gates) = if let Some(d) = engine.descriptor(id) {
+        (
+            format!("{} ({}): {}", d.id, d.label, d.summary),
+            d.docs,
+            d.tunables,
+            d.gate_rules,
+        )
+    } else {
+        let s = engine
+            .scorers()
+            .iter()
+            .map(|s| s.descriptor)
+            .find(|s| s.id == id)?;
+        (
+            format!("{}: {}", s.id, s.summary),
+            s.docs,
+            s.tunables,
+            s.gate_rules,
+        )
+    };
+    let mut o = format!("# {title}\n\n{}", doc_text(docs));
+    if !tunables.is_empty() {
+        o.push_str("\n## Options\n");
+        for t in tunables {
+            o.push_str(&tunable_line(t));
+        }
+    }
+    if !gates.is_empty() {
+        o.push_str("\n## Quality gate\n");
+        for g in gates {
+            o.push_str(&tunable_line(&g.tunable()));
+        }
+    }
+    Some(o)
+}

@@ -1,0 +1,120 @@
+//! Tunables and grouping helpers shared by several detectors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use perf_sentinel_engine::registry::{DefaultValue, GateMeasure, GateRule, Kind, Tunable};
+use perf_sentinel_engine::{EventKind, Severity, Span, Trace};
+
+const U32_MAX: i64 = u32::MAX as i64;
+
+pub const N_PLUS_ONE_MIN_OCCURRENCES: Tunable = Tunable {
+    section: "detection",
+    key: "n_plus_one_min_occurrences",
+    kind: Kind::Int {
+        min: 1,
+        max: U32_MAX,
+    },
+    default: DefaultValue::Int(5),
+    advised: None,
+    doc: "Fewest executions of one template in a trace that can be an N+1 (and, in auto mode, the repeat count that makes an unbound parameterized statement one).",
+};
+
+pub const WINDOW_DURATION_MS: Tunable = Tunable {
+    section: "detection",
+    key: "window_duration_ms",
+    kind: Kind::Int {
+        min: 1,
+        max: i64::MAX,
+    },
+    default: DefaultValue::Int(500),
+    advised: None,
+    doc: "Longest time, in milliseconds, between the first and last execution of an N+1 group; a group spread wider is not reported.",
+};
+
+pub const SANITIZER_AWARE_CLASSIFICATION: Tunable = Tunable {
+    section: "detection",
+    key: "sanitizer_aware_classification",
+    kind: Kind::Choice(&["auto", "strict", "always", "never"]),
+    default: DefaultValue::Str("auto"),
+    advised: None,
+    doc: "How repeated statements whose literals were replaced by placeholders are classified: auto, strict, always or never (see explain-rule n_plus_one_sql).",
+};
+
+pub const SLOW_QUERY_THRESHOLD_MS: Tunable = Tunable {
+    section: "detection",
+    key: "slow_query_threshold_ms",
+    kind: Kind::Int {
+        min: 1,
+        max: i64::MAX / 5_000,
+    },
+    default: DefaultValue::Int(500),
+    advised: None,
+    doc: "A span longer than this many milliseconds is slow; one over five times it makes the finding critical.",
+};
+
+pub const SLOW_QUERY_MIN_OCCURRENCES: Tunable = Tunable {
+    section: "detection",
+    key: "slow_query_min_occurrences",
+    kind: Kind::Int {
+        min: 1,
+        max: U32_MAX,
+    },
+    default: DefaultValue::Int(3),
+    advised: None,
+    doc: "Fewest slow executions of one template before it is reported.",
+};
+
+pub const N_PLUS_ONE_SQL_GATE: GateRule = GateRule {
+    key: "n_plus_one_sql_critical_max",
+    measure: GateMeasure::Findings {
+        finding_type: "n_plus_one_sql",
+        min_severity: Severity::Critical,
+    },
+    kind: Kind::Int {
+        min: 0,
+        max: U32_MAX,
+    },
+    default: DefaultValue::Int(0),
+    doc: "Most critical n_plus_one_sql findings the quality gate accepts.",
+};
+
+pub const N_PLUS_ONE_HTTP_GATE: GateRule = GateRule {
+    key: "n_plus_one_http_warning_max",
+    measure: GateMeasure::Findings {
+        finding_type: "n_plus_one_http",
+        min_severity: Severity::Warning,
+    },
+    kind: Kind::Int {
+        min: 0,
+        max: U32_MAX,
+    },
+    default: DefaultValue::Int(3),
+    doc: "Most n_plus_one_http findings of severity warning or critical the quality gate accepts.",
+};
+
+/// The spans of one kind in a trace, grouped by template; each group keeps
+/// trace order. Groups come out in template order.
+pub fn by_template(trace: &Trace, kind: EventKind) -> BTreeMap<Arc<str>, Vec<&Span>> {
+    let mut groups: BTreeMap<Arc<str>, Vec<&Span>> = BTreeMap::new();
+    for s in trace.spans.iter().filter(|s| s.kind() == kind) {
+        groups.entry(Arc::clone(&s.template)).or_default().push(s);
+    }
+    groups
+}
+
+/// Spans grouped by parent span id, in trace order; spans without a parent are left out.
+pub fn by_parent(trace: &Trace) -> BTreeMap<&str, Vec<&Span>> {
+    let mut groups: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
+    for s in &trace.spans {
+        if let Some(p) = s.event.parent_span_id.as_deref() {
+            groups.entry(p).or_default().push(s);
+        }
+    }
+    groups
+}
+
+/// `u32` settings are declared within `u32` range; this narrows them.
+pub fn as_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
