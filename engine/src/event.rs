@@ -75,6 +75,11 @@ pub struct SpanEvent {
     /// carry it in `timestamp` only, so it is derived from there.
     #[serde(skip)]
     pub start_unix_nanos: Option<i64>,
+    /// Bound values of a parameterized statement, when the instrumentation
+    /// captured them (`db.statement.parameters`, `db.query.parameter.<key>`).
+    /// Normalization folds them into the parameter digest and drops them.
+    #[serde(skip)]
+    pub db_parameters: Vec<String>,
 }
 
 /// Byte caps applied to every event after mapping (spec 01 §5).

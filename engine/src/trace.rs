@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::event::{EventKind, SpanEvent};
-use crate::normalize::{DigestSink, ParamDigest, normalize_http, normalize_sql};
+use crate::normalize::{DigestSink, ParamDigest, ParamSink, normalize_http, normalize_sql};
 
 /// A span after normalization.
 #[derive(Debug, Clone)]
@@ -20,12 +20,15 @@ pub struct Span {
 
 impl Span {
     /// Normalizes one event.
-    pub fn new(event: SpanEvent, templates: &mut TemplateInterner) -> Span {
+    pub fn new(mut event: SpanEvent, templates: &mut TemplateInterner) -> Span {
         let mut sink = DigestSink::default();
         let template = match event.kind {
             EventKind::Sql => normalize_sql(&event.target, &mut sink),
             EventKind::HttpOut => normalize_http(&event.operation, &event.target, &mut sink),
         };
+        for value in event.db_parameters.drain(..) {
+            sink.push(&value);
+        }
         Span {
             template: templates.intern(template),
             params: sink.finish(),

@@ -362,7 +362,7 @@ impl Scorer for Carbon {
                 }
             }
         }
-        let operational: f64 = buckets.values().map(|b| b.co2).sum();
+        let operational = buckets.values().fold(0.0_f64, |acc, b| acc + b.co2);
         let embodied = input.traces.len() as f64 * ctx.embodied_per_trace;
         let total_mid = operational + embodied + transport;
         let accounted = total_ops - unknown.io_ops;
@@ -436,7 +436,7 @@ impl Scorer for Carbon {
                 }
             }
         }
-        let energy: f64 = services.values().map(|s| s.energy).sum();
+        let energy = services.values().fold(0.0_f64, |acc, s| acc + s.energy);
         let f = &mut summary.fields;
         f.insert("co2".into(), Value::Object(co2));
         f.insert("regions".into(), Value::Array(rows.into_iter().map(|r| r.2).collect()));

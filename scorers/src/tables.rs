@@ -32,7 +32,7 @@ impl Profile {
                 None => {
                     let vals: Option<Vec<f64>> = m.iter().map(|row| row.get(hour).copied()).collect();
                     let vals = vals?;
-                    Some(vals.iter().sum::<f64>() / vals.len().max(1) as f64)
+                    Some(vals.iter().fold(0.0, |a, v| a + v) / vals.len().max(1) as f64)
                 }
             },
         }

@@ -387,6 +387,7 @@ impl TagView<'_> {
             code_namespace: self.first(&["code.namespace"]),
             instrumentation_scopes: Vec::new(),
             start_unix_nanos: Some(start_ns),
+            db_parameters: Vec::new(),
         })
     }
 }

@@ -134,6 +134,32 @@ fn code_of(attrs: &[KeyValue]) -> Option<Code> {
     })
 }
 
+/// Bound values the instrumentation recorded: `db.statement.parameters` (one
+/// text value) and every `db.query.parameter.<key>`, in key order.
+fn captured_parameters(attrs: &[KeyValue]) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(p) = str_attr(attrs, "db.statement.parameters") {
+        out.push(p.to_owned());
+    }
+    let mut keyed: Vec<(&str, String)> = attrs
+        .iter()
+        .filter_map(|kv| {
+            let key = kv.key.strip_prefix("db.query.parameter.")?;
+            let text = match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => s.clone(),
+                Value::IntValue(i) => i.to_string(),
+                Value::DoubleValue(d) => d.to_string(),
+                Value::BoolValue(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((key, text))
+        })
+        .collect();
+    keyed.sort();
+    out.extend(keyed.into_iter().map(|(k, v)| format!("{k}={v}")));
+    out
+}
+
 fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
     let res_attrs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
     let service = str_attr(res_attrs, "service.name").unwrap_or("unknown");
@@ -257,6 +283,7 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
                 code_namespace: code.namespace,
                 instrumentation_scopes: scopes,
                 start_unix_nanos: Some(start),
+                db_parameters: if kind == EventKind::Sql { captured_parameters(a) } else { Vec::new() },
             });
         }
     }
