@@ -65,6 +65,18 @@ pub const SLOW_QUERY_MIN_OCCURRENCES: Tunable = Tunable {
     doc: "Fewest slow executions of one template before it is reported.",
 };
 
+pub const REDUNDANT_MIN_OCCURRENCES: Tunable = Tunable {
+    section: "detection",
+    key: "redundant_min_occurrences",
+    kind: Kind::Int {
+        min: 2,
+        max: U32_MAX,
+    },
+    default: DefaultValue::Int(2),
+    advised: None,
+    doc: "Fewest identical executions (same template, same values) in one trace that are reported as redundant.",
+};
+
 pub const N_PLUS_ONE_SQL_GATE: GateRule = GateRule {
     key: "n_plus_one_sql_critical_max",
     measure: GateMeasure::Findings {

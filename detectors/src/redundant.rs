@@ -17,6 +17,7 @@ pub fn detect(
     kind: EventKind,
     finding_type: &str,
     n_plus_one_type: &str,
+    min_occurrences: usize,
     earlier: &[Finding],
     out: &mut Vec<Finding>,
 ) {
@@ -28,7 +29,7 @@ pub fn detect(
             .push(s);
     }
     for ((template, _), group) in groups {
-        if group.len() < 2 {
+        if group.len() < min_occurrences.max(2) {
             continue;
         }
         if earlier

@@ -3,10 +3,12 @@
 use perf_sentinel_engine::registry::{Detector, Settings};
 use perf_sentinel_engine::{EventKind, Finding, Trace};
 
+use crate::common::{REDUNDANT_MIN_OCCURRENCES, as_usize};
+
 perf_sentinel_engine::declare_detector! {
     /// ## What it detects
-    /// The same outbound HTTP call (method, path and query) made two or more
-    /// times in one trace. A template already reported as `n_plus_one_http` in
+    /// The same outbound HTTP call (method, path and query) made `redundant_min_occurrences` (default 2)
+    /// or more times in one trace. A template already reported as `n_plus_one_http` in
     /// the trace is not reported again here.
     ///
     /// Severity: warning from 5 occurrences, info below.
@@ -30,15 +32,19 @@ perf_sentinel_engine::declare_detector! {
     rank: 40,
     summary: "the same HTTP call with the same parameters repeated in one trace",
     avoidable_io: true,
-    tunables: &[],
+    tunables: &[REDUNDANT_MIN_OCCURRENCES],
     gate_rules: &[],
     build: build,
 }
 
-struct RedundantHttp;
+struct RedundantHttp {
+    min: usize,
+}
 
-fn build(_: &Settings) -> Result<Box<dyn Detector>, String> {
-    Ok(Box::new(RedundantHttp))
+fn build(s: &Settings) -> Result<Box<dyn Detector>, String> {
+    Ok(Box::new(RedundantHttp {
+        min: as_usize(s.uint(REDUNDANT_MIN_OCCURRENCES.key)),
+    }))
 }
 
 impl Detector for RedundantHttp {
@@ -48,6 +54,7 @@ impl Detector for RedundantHttp {
             EventKind::HttpOut,
             "redundant_http",
             "n_plus_one_http",
+            self.min,
             earlier,
             out,
         );

@@ -3,10 +3,11 @@
 use perf_sentinel_engine::registry::{Detector, Settings};
 use perf_sentinel_engine::{EventKind, Finding, Trace};
 
+use crate::common::{REDUNDANT_MIN_OCCURRENCES, as_usize};
+
 perf_sentinel_engine::declare_detector! {
     /// ## What it detects
-    /// The same SQL statement with the same bind values executed two or more
-    /// times in one trace. A template already reported as `n_plus_one_sql` in
+    /// The same SQL statement with the same bind values executed `redundant_min_occurrences` (default 2) or more times in one trace. A template already reported as `n_plus_one_sql` in
     /// the trace is not reported again here.
     ///
     /// Severity: warning from 5 occurrences, info below.
@@ -30,15 +31,19 @@ perf_sentinel_engine::declare_detector! {
     rank: 30,
     summary: "the same SQL query with the same values repeated in one trace",
     avoidable_io: true,
-    tunables: &[],
+    tunables: &[REDUNDANT_MIN_OCCURRENCES],
     gate_rules: &[],
     build: build,
 }
 
-struct RedundantSql;
+struct RedundantSql {
+    min: usize,
+}
 
-fn build(_: &Settings) -> Result<Box<dyn Detector>, String> {
-    Ok(Box::new(RedundantSql))
+fn build(s: &Settings) -> Result<Box<dyn Detector>, String> {
+    Ok(Box::new(RedundantSql {
+        min: as_usize(s.uint(REDUNDANT_MIN_OCCURRENCES.key)),
+    }))
 }
 
 impl Detector for RedundantSql {
@@ -48,6 +53,7 @@ impl Detector for RedundantSql {
             EventKind::Sql,
             "redundant_sql",
             "n_plus_one_sql",
+            self.min,
             earlier,
             out,
         );

@@ -31,7 +31,7 @@ perf_sentinel_engine::declare_detector! {
     id: "slow_sql",
     label: "Slow SQL",
     rank: 50,
-    summary: "SQL statements slower than slow_query_threshold_ms, repeatedly",
+    summary: "database queries slower than slow_query_threshold_ms, repeatedly",
     avoidable_io: false,
     tunables: &[SLOW_QUERY_THRESHOLD_MS, SLOW_QUERY_MIN_OCCURRENCES],
     gate_rules: &[],

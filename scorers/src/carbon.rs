@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use perf_sentinel_engine::event::is_region_id;
-use perf_sentinel_engine::registry::{DefaultValue, GreenSummary, Kind, ScoreInput, Scorer, Settings, Tunable};
+use perf_sentinel_engine::registry::{
+    DefaultValue, GreenSummary, Kind, ScoreInput, Scorer, Settings, Tunable,
+};
 use perf_sentinel_engine::{EventKind, Finding, Span};
 use serde_json::{Map, Value, json};
 
@@ -25,7 +27,14 @@ const LOW: f64 = 0.5;
 const HIGH: f64 = 2.0;
 
 const fn green(key: &'static str, kind: Kind, default: DefaultValue, doc: &'static str) -> Tunable {
-    Tunable { section: "green", key, kind, default, advised: None, doc }
+    Tunable {
+        section: "green",
+        key,
+        kind,
+        default,
+        advised: None,
+        doc,
+    }
 }
 
 const TUNABLES: &[Tunable] = &[
@@ -44,7 +53,10 @@ const TUNABLES: &[Tunable] = &[
     ),
     green(
         "embodied_carbon_per_request_gco2",
-        Kind::Float { min: 0.0, max: f64::MAX },
+        Kind::Float {
+            min: 0.0,
+            max: f64::MAX,
+        },
         DefaultValue::Float(0.001),
         "Embodied (hardware manufacturing) carbon charged per trace, in gCO2eq.",
     ),
@@ -74,7 +86,10 @@ const TUNABLES: &[Tunable] = &[
     ),
     green(
         "network_energy_per_byte_kwh",
-        Kind::Float { min: 0.0, max: f64::MAX },
+        Kind::Float {
+            min: 0.0,
+            max: f64::MAX,
+        },
         DefaultValue::Float(4e-11),
         "Energy per byte moved between regions, in kWh (0.04 kWh/GB).",
     ),
@@ -84,11 +99,36 @@ const TUNABLES: &[Tunable] = &[
         DefaultValue::None,
         "TOML file of per-service energy factors written by `perf-sentinel calibrate`. A broken file is an error (the reference ignores it).",
     ),
-    green("scaphandre", Kind::Table, DefaultValue::None, "Scaphandre RAPL energy scraping (daemon only)."),
-    green("kepler", Kind::Table, DefaultValue::None, "Kepler eBPF energy scraping (daemon only)."),
-    green("redfish", Kind::Table, DefaultValue::None, "Redfish BMC power scraping (daemon only)."),
-    green("cloud", Kind::Table, DefaultValue::None, "Cloud instance power from SPECpower tables (daemon only)."),
-    green("electricity_maps", Kind::Table, DefaultValue::None, "Real-time grid intensity from Electricity Maps (daemon only)."),
+    green(
+        "scaphandre",
+        Kind::Table,
+        DefaultValue::None,
+        "Scaphandre RAPL energy scraping (daemon only).",
+    ),
+    green(
+        "kepler",
+        Kind::Table,
+        DefaultValue::None,
+        "Kepler eBPF energy scraping (daemon only).",
+    ),
+    green(
+        "redfish",
+        Kind::Table,
+        DefaultValue::None,
+        "Redfish BMC power scraping (daemon only).",
+    ),
+    green(
+        "cloud",
+        Kind::Table,
+        DefaultValue::None,
+        "Cloud instance power from SPECpower tables (daemon only).",
+    ),
+    green(
+        "electricity_maps",
+        Kind::Table,
+        DefaultValue::None,
+        "Real-time grid intensity from Electricity Maps (daemon only).",
+    ),
 ];
 
 perf_sentinel_engine::declare_scorer! {
@@ -157,13 +197,20 @@ fn build(s: &Settings) -> Result<Box<dyn Scorer>, String> {
         if is_region_id(r) {
             Ok(r.to_ascii_lowercase())
         } else {
-            Err(format!("{what}: `{r}` is not a region id (1-64 ASCII letters, digits, '-' or '_')"))
+            Err(format!(
+                "{what}: `{r}` is not a region id (1-64 ASCII letters, digits, '-' or '_')"
+            ))
         }
     };
-    let default_region = s.str("default_region").map(|r| region("[green] default_region", r)).transpose()?;
+    let default_region = s
+        .str("default_region")
+        .map(|r| region("[green] default_region", r))
+        .transpose()?;
     let raw_map = s.str_map("service_regions");
     if raw_map.len() > MAX_SERVICE_REGIONS {
-        return Err(format!("[green.service_regions] has more than {MAX_SERVICE_REGIONS} entries"));
+        return Err(format!(
+            "[green.service_regions] has more than {MAX_SERVICE_REGIONS} entries"
+        ));
     }
     let mut service_regions = BTreeMap::new();
     for (svc, r) in raw_map {
@@ -190,7 +237,10 @@ fn build(s: &Settings) -> Result<Box<dyn Scorer>, String> {
         transport: s.bool("include_network_transport"),
         per_byte_kwh: s.float("network_energy_per_byte_kwh"),
     };
-    Ok(Box::new(Carbon { enabled: s.bool(ENABLED.key), ctx: Arc::new(ctx) }))
+    Ok(Box::new(Carbon {
+        enabled: s.bool(ENABLED.key),
+        ctx: Arc::new(ctx),
+    }))
 }
 
 /// Where an intensity came from, weakest first.
@@ -232,24 +282,39 @@ struct ServiceAcc {
 /// characters 11-12 and 5-6, only when the string ends with `Z`.
 fn hour_month(ts: &str) -> (Option<usize>, Option<usize>) {
     let b = ts.as_bytes();
-    if !ts.is_ascii() || b.last() != Some(&b'Z') || b.len() < 13 || !(b[10] == b'T' || b[10] == b' ') {
+    if !ts.is_ascii()
+        || b.last() != Some(&b'Z')
+        || b.len() < 13
+        || !(b[10] == b'T' || b[10] == b' ')
+    {
         return (None, None);
     }
     let two = |i: usize| -> Option<usize> {
         let (a, c) = (b[i], b[i + 1]);
-        (a.is_ascii_digit() && c.is_ascii_digit()).then(|| usize::from(a - b'0') * 10 + usize::from(c - b'0'))
+        (a.is_ascii_digit() && c.is_ascii_digit())
+            .then(|| usize::from(a - b'0') * 10 + usize::from(c - b'0'))
     };
     let hour = two(11).filter(|h| *h < 24);
-    let month = if b[4] == b'-' { two(5).filter(|m| (1..=12).contains(m)) } else { None };
+    let month = if b[4] == b'-' {
+        two(5).filter(|m| (1..=12).contains(m))
+    } else {
+        None
+    };
     (hour, month)
 }
 
 /// Host of an `http://` or `https://` URL, without userinfo and port, lower-cased.
 fn url_host(target: &str) -> Option<String> {
-    let rest = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://"))?;
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit('@').next()?;
-    let host = if host.starts_with('[') { host.split(']').next().map(|h| h.trim_start_matches('[')) } else { host.split(':').next() }?;
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| h.trim_start_matches('['))
+    } else {
+        host.split(':').next()
+    }?;
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
@@ -258,7 +323,10 @@ impl CarbonContext {
         if let Some(r) = &span.event.cloud_region {
             return Some(r.to_ascii_lowercase());
         }
-        if let Some(r) = self.service_regions.get(&span.event.service.to_ascii_lowercase()) {
+        if let Some(r) = self
+            .service_regions
+            .get(&span.event.service.to_ascii_lowercase())
+        {
             return Some(r.clone());
         }
         self.default_region.clone()
@@ -277,7 +345,11 @@ impl CarbonContext {
             if let Some(p) = user.or_else(|| self.tables.profile(region)) {
                 let (hour, month) = hour_month(ts);
                 if let Some(v) = hour.and_then(|h| p.at(h, month)) {
-                    let src = if p.is_monthly() { Source::MonthlyHourly } else { Source::Hourly };
+                    let src = if p.is_monthly() {
+                        Source::MonthlyHourly
+                    } else {
+                        Source::Hourly
+                    };
                     return (v, src, pue);
                 }
             }
@@ -290,7 +362,13 @@ impl CarbonContext {
         if self.per_op {
             e *= match span.kind() {
                 EventKind::Sql => {
-                    let verb = span.event.target.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                    let verb = span
+                        .event
+                        .target
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
                     match verb.as_str() {
                         "SELECT" => 0.5,
                         "INSERT" | "UPDATE" => 1.5,
@@ -333,7 +411,9 @@ impl Scorer for Carbon {
         for span in input.traces.iter().flat_map(|t| &t.spans) {
             total_ops += 1;
             any_region_attr |= span.event.cloud_region.is_some();
-            let region = ctx.region_of(span).filter(|r| buckets.contains_key(r) || buckets.len() < MAX_REGIONS);
+            let region = ctx
+                .region_of(span)
+                .filter(|r| buckets.contains_key(r) || buckets.len() < MAX_REGIONS);
             let Some(region) = region else {
                 unknown.io_ops += 1;
                 continue;
@@ -349,11 +429,18 @@ impl Scorer for Carbon {
             b.source = b.source.max(Some(source));
             b.pue = pue;
             b.known = ctx.tables.regions.contains_key(&region);
-            let s = services.entry(span.event.service.clone()).or_insert_with(|| ServiceAcc { region: region.clone(), ..ServiceAcc::default() });
+            let s = services
+                .entry(span.event.service.clone())
+                .or_insert_with(|| ServiceAcc {
+                    region: region.clone(),
+                    ..ServiceAcc::default()
+                });
             s.energy += energy;
             s.carbon += op;
             if ctx.transport && span.kind() == EventKind::HttpOut {
-                if let (Some(bytes), Some(host)) = (span.event.response_size_bytes, url_host(&span.event.target)) {
+                if let (Some(bytes), Some(host)) =
+                    (span.event.response_size_bytes, url_host(&span.event.target))
+                {
                     if let Some(callee) = ctx.service_regions.get(&host) {
                         if !callee.eq_ignore_ascii_case(&region) {
                             transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
@@ -366,9 +453,16 @@ impl Scorer for Carbon {
         let embodied = input.traces.len() as f64 * ctx.embodied_per_trace;
         let total_mid = operational + embodied + transport;
         let accounted = total_ops - unknown.io_ops;
-        let avoidable_ops = summary.metrics.get("avoidable_io_ops").copied().unwrap_or(0.0);
-        let avoidable_mid =
-            if accounted == 0 { 0.0 } else { operational * (avoidable_ops / accounted as f64).min(1.0) };
+        let avoidable_ops = summary
+            .metrics
+            .get("avoidable_io_ops")
+            .copied()
+            .unwrap_or(0.0);
+        let avoidable_mid = if accounted == 0 {
+            0.0
+        } else {
+            operational * (avoidable_ops / accounted as f64).min(1.0)
+        };
         let best = buckets.values().filter_map(|b| b.source).max();
         let mut model = match best {
             Some(Source::MonthlyHourly) => "io_proxy_v3",
@@ -379,10 +473,17 @@ impl Scorer for Carbon {
         if calibrated {
             model.push_str("+cal");
         }
-        let methodology = if transport > 0.0 { "sci_v1_numerator+transport" } else { "sci_v1_numerator" };
+        let methodology = if transport > 0.0 {
+            "sci_v1_numerator+transport"
+        } else {
+            "sci_v1_numerator"
+        };
         let mut co2 = Map::new();
         co2.insert("total".into(), bracket(total_mid, &model, methodology));
-        co2.insert("avoidable".into(), bracket(avoidable_mid, &model, "sci_v1_operational_ratio"));
+        co2.insert(
+            "avoidable".into(),
+            bracket(avoidable_mid, &model, "sci_v1_operational_ratio"),
+        );
         co2.insert("operational_gco2".into(), json!(operational));
         co2.insert("embodied_gco2".into(), json!(embodied));
         if transport > 0.0 {
@@ -416,19 +517,34 @@ impl Scorer for Carbon {
         rows.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         // Per-endpoint grams for the simplest setup only (a default region in
         // the table and nothing that varies per span), as the reference does.
-        if let Some(row) = ctx.default_region.as_ref().and_then(|r| ctx.tables.regions.get(r)).filter(|_| {
-            !any_region_attr && ctx.service_regions.is_empty() && !ctx.per_op && ctx.calibration.is_empty()
-        }) {
+        if let Some(row) = ctx
+            .default_region
+            .as_ref()
+            .and_then(|r| ctx.tables.regions.get(r))
+            .filter(|_| {
+                !any_region_attr
+                    && ctx.service_regions.is_empty()
+                    && !ctx.per_op
+                    && ctx.calibration.is_empty()
+            })
+        {
             let per_op = ENERGY_PER_IO_OP_KWH * row.annual * row.pue;
-            let io: BTreeMap<(String, String), u64> = perf_sentinel_engine::engine::endpoint_io(input.traces)
-                .into_iter()
-                .map(|e| ((e.service, e.endpoint), e.io_ops))
-                .collect();
+            let io: BTreeMap<(String, String), u64> =
+                perf_sentinel_engine::engine::endpoint_io(input.traces)
+                    .into_iter()
+                    .map(|e| ((e.service, e.endpoint), e.io_ops))
+                    .collect();
             if let Some(Value::Array(top)) = summary.fields.get_mut("top_offenders") {
                 for t in top.iter_mut() {
                     let key = (
-                        t.get("service").and_then(Value::as_str).unwrap_or("").to_owned(),
-                        t.get("endpoint").and_then(Value::as_str).unwrap_or("").to_owned(),
+                        t.get("service")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
+                        t.get("endpoint")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
                     );
                     if let (Some(ops), Some(obj)) = (io.get(&key), t.as_object_mut()) {
                         obj.insert("co2_grams".into(), json!(*ops as f64 * per_op));
@@ -439,18 +555,30 @@ impl Scorer for Carbon {
         let energy = services.values().fold(0.0_f64, |acc, s| acc + s.energy);
         let f = &mut summary.fields;
         f.insert("co2".into(), Value::Object(co2));
-        f.insert("regions".into(), Value::Array(rows.into_iter().map(|r| r.2).collect()));
+        f.insert(
+            "regions".into(),
+            Value::Array(rows.into_iter().map(|r| r.2).collect()),
+        );
         if transport > 0.0 {
             f.insert("transport_gco2".into(), json!(transport));
         }
         f.insert("energy_kwh".into(), json!(energy));
-        f.insert("energy_model".into(), json!(if energy > 0.0 { model.as_str() } else { "" }));
+        f.insert(
+            "energy_model".into(),
+            json!(if energy > 0.0 { model.as_str() } else { "" }),
+        );
         if !services.is_empty() {
             let map = |g: &dyn Fn(&String, &ServiceAcc) -> Value| -> Value {
                 Value::Object(services.iter().map(|(k, v)| (k.clone(), g(k, v))).collect())
             };
-            f.insert("per_service_carbon_kgco2eq".into(), map(&|_, s| json!(s.carbon / 1000.0)));
-            f.insert("per_service_energy_kwh".into(), map(&|_, s| json!(s.energy)));
+            f.insert(
+                "per_service_carbon_kgco2eq".into(),
+                map(&|_, s| json!(s.carbon / 1000.0)),
+            );
+            f.insert(
+                "per_service_energy_kwh".into(),
+                map(&|_, s| json!(s.energy)),
+            );
             f.insert("per_service_region".into(), map(&|_, s| json!(s.region)));
             f.insert("per_service_energy_model".into(), map(&|_, _| json!(model)));
             // No measured energy in batch mode: every span is proxy-estimated.
@@ -472,7 +600,10 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(url_host("http://user@Ledger:8080/x").as_deref(), Some("ledger"));
+        assert_eq!(
+            url_host("http://user@Ledger:8080/x").as_deref(),
+            Some("ledger")
+        );
         assert_eq!(url_host("https://[::1]:4318/v1").as_deref(), Some("::1"));
         assert_eq!(url_host("/relative"), None);
     }

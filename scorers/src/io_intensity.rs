@@ -51,7 +51,9 @@ struct IoIntensity {
 }
 
 fn build(s: &Settings) -> Result<Box<dyn Scorer>, String> {
-    Ok(Box::new(IoIntensity { enabled: s.bool(ENABLED.key) }))
+    Ok(Box::new(IoIntensity {
+        enabled: s.bool(ENABLED.key),
+    }))
 }
 
 impl Scorer for IoIntensity {
@@ -72,7 +74,9 @@ impl Scorer for IoIntensity {
         let mut per_endpoint: HashMap<(&str, &str), (u64, BTreeSet<&str>)> = HashMap::new();
         for t in input.traces {
             for s in &t.spans {
-                let e = per_endpoint.entry((&s.event.service, &s.event.source.endpoint)).or_default();
+                let e = per_endpoint
+                    .entry((&s.event.service, &s.event.source.endpoint))
+                    .or_default();
                 e.0 += 1;
                 e.1.insert(&t.trace_id);
             }
@@ -81,20 +85,34 @@ impl Scorer for IoIntensity {
             .iter()
             .map(|(k, (ops, traces))| (*k, *ops as f64 / traces.len().max(1) as f64))
             .collect();
-        let avoidable_type = |f: &Finding| input.detectors.get(f.finding_type.as_str()).is_some_and(|d| d.avoidable_io);
+        let avoidable_type = |f: &Finding| {
+            input
+                .detectors
+                .get(f.finding_type.as_str())
+                .is_some_and(|d| d.avoidable_io)
+        };
         let mut max_extra: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
         for f in findings.iter().filter(|f| avoidable_type(f)) {
             let extra = f.pattern.occurrences.saturating_sub(1);
-            let slot = max_extra.entry((&f.trace_id, &f.pattern.template, &f.source_endpoint)).or_default();
+            let slot = max_extra
+                .entry((&f.trace_id, &f.pattern.template, &f.source_endpoint))
+                .or_default();
             *slot = (*slot).max(extra);
         }
         let avoidable: u64 = max_extra.values().sum();
         let impacts: Vec<GreenImpact> = findings
             .iter()
             .map(|f| {
-                let score = iis.get(&(f.service.as_str(), f.source_endpoint.as_str())).copied().unwrap_or(0.0);
+                let score = iis
+                    .get(&(f.service.as_str(), f.source_endpoint.as_str()))
+                    .copied()
+                    .unwrap_or(0.0);
                 GreenImpact {
-                    estimated_extra_io_ops: if avoidable_type(f) { f.pattern.occurrences.saturating_sub(1) } else { 0 },
+                    estimated_extra_io_ops: if avoidable_type(f) {
+                        f.pattern.occurrences.saturating_sub(1)
+                    } else {
+                        0
+                    },
                     io_intensity_score: score,
                     io_intensity_band: band(score, IIS_BANDS).to_owned(),
                 }
@@ -103,9 +121,17 @@ impl Scorer for IoIntensity {
         for (f, g) in findings.iter_mut().zip(impacts) {
             f.green_impact = Some(g);
         }
-        let ratio = if total == 0 { 0.0 } else { avoidable as f64 / total as f64 };
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            avoidable as f64 / total as f64
+        };
         let mut top: Vec<((&str, &str), f64)> = iis.into_iter().collect();
-        top.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.0.cmp(b.0.0)).then_with(|| a.0.1.cmp(b.0.1)));
+        top.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| a.0.0.cmp(b.0.0))
+                .then_with(|| a.0.1.cmp(b.0.1))
+        });
         let top: Vec<Value> = top
             .into_iter()
             .map(|((service, endpoint), score)| {
@@ -120,9 +146,14 @@ impl Scorer for IoIntensity {
         f.insert("total_io_ops".into(), json!(total));
         f.insert("avoidable_io_ops".into(), json!(avoidable));
         f.insert("io_waste_ratio".into(), json!(ratio));
-        f.insert("io_waste_ratio_band".into(), json!(band(ratio, WASTE_BANDS)));
+        f.insert(
+            "io_waste_ratio_band".into(),
+            json!(band(ratio, WASTE_BANDS)),
+        );
         f.insert("top_offenders".into(), Value::Array(top));
         summary.metrics.insert("io_waste_ratio".into(), ratio);
-        summary.metrics.insert("avoidable_io_ops".into(), avoidable as f64);
+        summary
+            .metrics
+            .insert("avoidable_io_ops".into(), avoidable as f64);
     }
 }

@@ -283,7 +283,11 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
                 code_namespace: code.namespace,
                 instrumentation_scopes: scopes,
                 start_unix_nanos: Some(start),
-                db_parameters: if kind == EventKind::Sql { captured_parameters(a) } else { Vec::new() },
+                db_parameters: if kind == EventKind::Sql {
+                    captured_parameters(a)
+                } else {
+                    Vec::new()
+                },
             });
         }
     }
