@@ -356,10 +356,6 @@ fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
         "ruleId": f.finding_type,
         "level": level(f.severity),
         "message": { "text": text },
-        "logicalLocations": [
-            { "name": clean(&f.service), "kind": "module" },
-            { "name": clean(&f.source_endpoint), "kind": "function" }
-        ],
         "properties": props,
         "rank": rank(f.confidence),
     });
