@@ -37,6 +37,10 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Analyze the bundled demo traces (no files needed)
     Demo(DemoArgs),
+    /// Show one trace as a span tree with its findings
+    Explain(ExplainArgs),
+    /// Compare two trace files: new, resolved and changed findings
+    Diff(DiffArgs),
     /// List every registered detector and scorer with its tunables
     #[command(alias = "detectors")]
     Rules(RulesArgs),
@@ -65,6 +69,58 @@ pub struct AnalyzeArgs {
     /// Output format [default: text, or json with --ci]
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
+    #[command(flatten)]
+    pub acks: AckArgs,
+    /// Keep acknowledged findings in JSON and SARIF output, marked as such
+    #[arg(long)]
+    pub show_acknowledged: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AckArgs {
+    /// Acknowledgments file [default: ./.perf-sentinel-acknowledgments.toml when present]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_acknowledgments")]
+    pub acknowledgments: Option<PathBuf>,
+    /// Ignore acknowledgments: report every finding
+    #[arg(long)]
+    pub no_acknowledgments: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// Trace file before the change
+    #[arg(long, value_name = "PATH")]
+    pub before: PathBuf,
+    /// Trace file after the change
+    #[arg(long, value_name = "PATH")]
+    pub after: PathBuf,
+    /// Config file applied to both (default: ./.perf-sentinel.toml when present)
+    #[arg(short, long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Output format; SARIF holds the new findings only
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Write to this file instead of stdout
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub acks: AckArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Trace file
+    #[arg(short, long, value_name = "PATH")]
+    pub input: PathBuf,
+    /// The trace to show
+    #[arg(long, value_name = "ID")]
+    pub trace_id: String,
+    /// Config file (default: ./.perf-sentinel.toml when present)
+    #[arg(short, long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }
 
 #[derive(Args, Debug)]

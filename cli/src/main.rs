@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use perf_sentinel_engine::ack::{self, Acknowledgments};
 use perf_sentinel_engine::config::{Config, ConfigError};
 use perf_sentinel_engine::registry::Value;
 use perf_sentinel_engine::{Engine, ingest, render};
@@ -69,6 +70,31 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(config)
 }
 
+/// The acknowledgments to apply: none with `--no-acknowledgments`, the given
+/// file (which must exist), or `./.perf-sentinel-acknowledgments.toml` when
+/// it exists.
+fn load_acks(args: &cli::AckArgs) -> Result<Option<Acknowledgments>> {
+    if args.no_acknowledgments {
+        return Ok(None);
+    }
+    let path = match &args.acknowledgments {
+        Some(p) => p.clone(),
+        None => {
+            let p = std::path::PathBuf::from(ack::DEFAULT_ACK_FILE);
+            if std::fs::symlink_metadata(&p).is_err() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Acknowledgments::load(&path, now)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 fn max_payload(config: &Config) -> u64 {
     match config.get("daemon", "max_payload_size") {
         Some(Value::Int(n)) => u64::try_from(n).unwrap_or(ingest::DEFAULT_MAX_PAYLOAD),
@@ -87,21 +113,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let origin = ingest::origin_of(a.input.as_deref());
             let input = ingest::parse(&bytes, &origin)?;
             drop(bytes);
-            let report = engine.report(input.events, input.stats);
+            let acks = load_acks(&a.acks)?;
+            let mut report = engine.report_with(input.events, input.stats, acks.as_ref());
             let format = a.format.unwrap_or(if a.ci {
                 OutputFormat::Json
             } else {
                 OutputFormat::Text
             });
             match format {
-                OutputFormat::Json => out(&report.to_json())?,
-                OutputFormat::Sarif => out(&render::sarif(&engine, &report.findings, &[]))?,
-                OutputFormat::Text => out(&render::text(
-                    &engine,
-                    &report,
-                    started.elapsed().as_millis(),
-                    color_enabled(),
-                ))?,
+                OutputFormat::Json => {
+                    if !a.show_acknowledged {
+                        report.acknowledged_findings.clear();
+                    }
+                    out(&report.to_json())?
+                }
+                OutputFormat::Sarif => {
+                    let acked: Vec<_> = if a.show_acknowledged {
+                        report
+                            .acknowledged_findings
+                            .iter()
+                            .map(|x| (x.finding.clone(), x.acknowledgment.clone()))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    out(&render::sarif(&engine, &report.findings, &acked))?
+                }
+                OutputFormat::Text => {
+                    let mut text = render::text(
+                        &engine,
+                        &report,
+                        started.elapsed().as_millis(),
+                        color_enabled(),
+                    );
+                    if a.show_acknowledged {
+                        text.push_str(&render::acknowledged_text(&report));
+                    }
+                    out(&text)?
+                }
             }
             if a.ci && !report.quality_gate.passed {
                 eprintln!("Quality gate FAILED");
@@ -128,6 +177,69 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 started.elapsed().as_millis(),
                 color_enabled(),
             ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain(e) => {
+            let config = load_config(e.config.as_deref())?;
+            let cap = max_payload(&config);
+            let engine = Engine::new(config)?;
+            let bytes = ingest::read_input(Some(&e.input), cap)?;
+            let input = ingest::parse(&bytes, &ingest::origin_of(Some(&e.input)))?;
+            let traces = perf_sentinel_engine::trace::group_traces(input.events);
+            let Some(trace) = traces.iter().find(|t| t.trace_id == e.trace_id) else {
+                let ids: Vec<&str> = traces
+                    .iter()
+                    .take(20)
+                    .map(|t| t.trace_id.as_str())
+                    .collect();
+                anyhow::bail!(
+                    "{}: no trace with id `{}`; {} traces, the first {}: {}",
+                    e.input.display(),
+                    e.trace_id,
+                    traces.len(),
+                    ids.len(),
+                    ids.join(", ")
+                );
+            };
+            // Per-trace detectors only: the cross-trace pass needs a batch.
+            let analysis = engine.analyze(
+                std::slice::from_ref(trace),
+                perf_sentinel_engine::Confidence::CiBatch,
+            );
+            let explanation = perf_sentinel_engine::explain::explain(trace, analysis.findings);
+            match e.format {
+                cli::ListFormat::Json => out(&explanation.to_json())?,
+                cli::ListFormat::Text => out(&explanation.to_text())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff(d) => {
+            let config = load_config(d.config.as_deref())?;
+            let cap = max_payload(&config);
+            let engine = Engine::new(config)?;
+            let acks = load_acks(&d.acks)?;
+            let mut sides = Vec::new();
+            for path in [&d.before, &d.after] {
+                let bytes = ingest::read_input(Some(path), cap)?;
+                let input = ingest::parse(&bytes, &ingest::origin_of(Some(path)))?;
+                sides.push(engine.report_with(input.events, input.stats, acks.as_ref()));
+            }
+            let (a, b) = (&sides[0], &sides[1]);
+            let diff = perf_sentinel_engine::diff::diff(
+                &engine,
+                (&a.findings, &a.per_endpoint_io_ops),
+                (&b.findings, &b.per_endpoint_io_ops),
+            );
+            let text = match d.format {
+                OutputFormat::Json => diff.to_json(),
+                OutputFormat::Sarif => render::sarif(&engine, &diff.new_findings, &[]),
+                OutputFormat::Text => diff.to_text(),
+            };
+            match &d.output {
+                Some(p) => std::fs::write(p, text)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+                None => out(&text)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules(r) => {

@@ -94,6 +94,7 @@ impl Detector for ChattyService {
         f.pattern.distinct_params = counts.len() as u64;
         f.code_location = None;
         f.instrumentation_scopes.clear();
+        f.trace_level = true;
         f.suggestion = format!(
             "{endpoint} makes {n} inter-service calls (most frequent: {}): add a batch endpoint or compose the data in a backend-for-frontend",
             listed.join(", ")

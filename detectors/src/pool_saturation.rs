@@ -105,6 +105,7 @@ impl Detector for PoolSaturation {
             f.pattern.distinct_params = spans.len() as u64;
             f.code_location = None;
             f.instrumentation_scopes.clear();
+            f.trace_level = true;
             f.suggestion = format!(
                 "{service} ran {peak} SQL statements at once in one request: bound the parallelism below the pool size, batch the statements, or check the pool metrics (db.client.connection.pool.*)"
             );

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::ack::Acknowledgments;
 use crate::config::{Config, ConfigError, Schema};
 use crate::event::SpanEvent;
 use crate::finding::{Confidence, Finding, Severity};
@@ -253,20 +254,39 @@ impl Engine {
 
     /// Groups events into traces, analyzes them and builds a batch report.
     pub fn report(&self, events: Vec<SpanEvent>, stats: IngestStats) -> Report {
+        self.report_with(events, stats, None)
+    }
+
+    /// Like [`Engine::report`], moving acknowledged findings out of
+    /// `findings` (and out of the quality gate) first.
+    pub fn report_with(
+        &self,
+        events: Vec<SpanEvent>,
+        stats: IngestStats,
+        acks: Option<&Acknowledgments>,
+    ) -> Report {
         let events_processed = events.len() as u64;
         let traces = group_traces(events);
         let analysis = self.analyze(&traces, Confidence::CiBatch);
-        self.report_from(analysis, events_processed, traces.len() as u64, stats)
+        self.report_from(analysis, events_processed, traces.len() as u64, stats, acks)
     }
 
-    /// Wraps an analysis into a report with its quality gate.
+    /// Wraps an analysis into a report with its quality gate. The green
+    /// summary is computed before acknowledgments and left as it is.
     pub fn report_from(
         &self,
-        analysis: Analysis,
+        mut analysis: Analysis,
         events: u64,
         traces: u64,
         stats: IngestStats,
+        acks: Option<&Acknowledgments>,
     ) -> Report {
+        let mut acknowledged_findings = Vec::new();
+        if let Some(acks) = acks {
+            let (kept, acked) = acks.apply(std::mem::take(&mut analysis.findings));
+            analysis.findings = kept;
+            acknowledged_findings = acked;
+        }
         let quality_gate = self.quality_gate(&analysis.findings, &analysis.green_summary);
         Report {
             analysis: AnalysisInfo {
@@ -279,7 +299,7 @@ impl Engine {
             green_summary: analysis.green_summary.fields,
             quality_gate,
             per_endpoint_io_ops: analysis.per_endpoint_io_ops,
-            acknowledged_findings: Vec::new(),
+            acknowledged_findings,
             binary_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
         }
     }

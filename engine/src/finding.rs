@@ -118,6 +118,10 @@ pub struct Finding {
     /// Ids of the spans the finding is about, in trace order (for `explain`).
     #[serde(skip)]
     pub span_ids: Vec<String>,
+    /// Whether the finding is about the trace as a whole (e.g. too many calls
+    /// in total) rather than about its spans; `explain` shows it in the header.
+    #[serde(skip)]
+    pub trace_level: bool,
 }
 
 /// Characters removed from names before they go into signatures, SARIF and
@@ -183,6 +187,7 @@ mod tests {
             suggested_fix: None,
             signature: String::new(),
             span_ids: vec![],
+            trace_level: false,
         };
         assert_eq!(
             f.compute_signature(),

@@ -146,6 +146,7 @@ pub fn finding_for_group(
         suggested_fix: None,
         signature: String::new(),
         span_ids: group.iter().map(|s| s.event.span_id.clone()).collect(),
+        trace_level: false,
     }
 }
 

@@ -31,10 +31,13 @@
 //! # }
 //! ```
 
+pub mod ack;
 pub mod config;
 pub mod daemon_config;
+pub mod diff;
 pub mod engine;
 pub mod event;
+pub mod explain;
 pub mod finding;
 pub mod group;
 pub mod ingest;

@@ -184,6 +184,37 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
     o
 }
 
+/// The acknowledged findings, for `--show-acknowledged` in text output.
+pub fn acknowledged_text(report: &Report) -> String {
+    let mut o = String::new();
+    for a in &report.acknowledged_findings {
+        let f = &a.finding;
+        let get = |k: &str| {
+            a.acknowledgment
+                .get(k)
+                .and_then(Value::as_str)
+                .map(clean)
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            o,
+            "  acknowledged: {} {} {}: {} (by {} on {}: {}{})",
+            f.finding_type,
+            clean(&f.service),
+            clean(&f.source_endpoint),
+            clean(&f.pattern.template),
+            get("acknowledged_by"),
+            get("acknowledged_at"),
+            get("reason"),
+            a.acknowledgment
+                .get("expires_at")
+                .and_then(Value::as_str)
+                .map_or(String::new(), |e| format!(", until {}", clean(e)))
+        );
+    }
+    o
+}
+
 fn trim_float(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -249,6 +280,18 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
                     .and_then(Value::as_str)
                     .unwrap_or(""),
                 num(r.get("co2_gco2"))
+            );
+        }
+    }
+    if let Some(Value::Array(regions)) = g.get("regions") {
+        for r in regions
+            .iter()
+            .filter(|r| r.get("status").and_then(Value::as_str) == Some("out_of_table"))
+        {
+            let _ = writeln!(
+                o,
+                "  Note: region {} is not in the carbon table: its operations count as zero carbon",
+                clean(r.get("region").and_then(Value::as_str).unwrap_or(""))
             );
         }
     }

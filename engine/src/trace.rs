@@ -84,8 +84,14 @@ impl Trace {
     }
 }
 
-/// Groups events by exact trace id. Traces come out in order of first
-/// appearance; spans keep input order inside a trace.
+/// Groups events by exact trace id.
+///
+/// The result does not depend on the order of the input: traces come out
+/// sorted by id, and the spans of a trace by start instant, then span id
+/// (spans whose timestamp does not parse go last, in span-id order). For the
+/// usual input, written in time order, this is the input order the reference
+/// uses to pick a group's "first span"; for shuffled input it is the same
+/// answer instead of a different one.
 pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
     let mut templates = TemplateInterner::default();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -104,6 +110,15 @@ pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
             }
         };
         traces[slot].spans.push(span);
+    }
+    traces.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    for t in &mut traces {
+        t.spans.sort_by(|a, b| {
+            let key = |s: &Span| (s.event.start_unix_nanos.is_none(), s.event.start_unix_nanos);
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| a.event.span_id.cmp(&b.event.span_id))
+        });
     }
     traces
 }
