@@ -266,9 +266,16 @@ impl Engine {
         acks: Option<&Acknowledgments>,
     ) -> Report {
         let events_processed = events.len() as u64;
+        let unparseable = events
+            .iter()
+            .filter(|e| e.start_unix_nanos.is_none())
+            .count() as u64;
         let traces = group_traces(events);
         let analysis = self.analyze(&traces, Confidence::CiBatch);
-        self.report_from(analysis, events_processed, traces.len() as u64, stats, acks)
+        let mut report =
+            self.report_from(analysis, events_processed, traces.len() as u64, stats, acks);
+        report.analysis.events_with_unparseable_timestamp = unparseable;
+        report
     }
 
     /// Wraps an analysis into a report with its quality gate. The green
@@ -294,6 +301,7 @@ impl Engine {
                 events_processed: events,
                 traces_analyzed: traces,
                 spans_without_io_attributes: stats.spans_without_io_attributes,
+                events_with_unparseable_timestamp: 0,
             },
             findings: analysis.findings,
             green_summary: analysis.green_summary.fields,

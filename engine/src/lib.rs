@@ -12,7 +12,7 @@
 //! detectors must be linked into the final binary: name it once with
 //! `extern crate my_detectors as _;`.
 //!
-//! ```ignore
+//! ```no_run
 //! // Link the built-in detectors and scorers.
 //! extern crate perf_sentinel_detectors as _;
 //! extern crate perf_sentinel_scorers as _;

@@ -332,19 +332,37 @@ pub fn scorers() -> Result<Vec<&'static ScorerDescriptor>, RegistryError> {
 /// Declares a detector and submits its descriptor. The doc comment becomes
 /// its user documentation.
 ///
-/// ```ignore
+/// ```
+/// use perf_sentinel_engine::registry::{Detector, Settings};
+/// use perf_sentinel_engine::{Finding, Trace};
+///
 /// perf_sentinel_engine::declare_detector! {
 ///     /// ## What it detects
-///     /// ...
-///     id: "my_detector",
-///     label: "My detector",
+///     /// Traces with no I/O at all.
+///     id: "empty_trace",
+///     label: "Empty trace",
 ///     rank: 1000,
-///     summary: "one line, lowercase",
+///     summary: "a trace without spans",
 ///     avoidable_io: false,
 ///     tunables: &[],
 ///     gate_rules: &[],
 ///     build: build,
 /// }
+///
+/// struct EmptyTrace;
+///
+/// fn build(_: &Settings) -> Result<Box<dyn Detector>, String> {
+///     Ok(Box::new(EmptyTrace))
+/// }
+///
+/// impl Detector for EmptyTrace {
+///     fn detect(&self, trace: &Trace, _earlier: &[Finding], _out: &mut Vec<Finding>) {
+///         let _ = trace.spans.is_empty();
+///     }
+/// }
+///
+/// let ids: Vec<&str> = perf_sentinel_engine::registry::detectors().unwrap().iter().map(|d| d.id).collect();
+/// assert!(ids.contains(&"empty_trace"));
 /// ```
 #[macro_export]
 macro_rules! declare_detector {

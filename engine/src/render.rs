@@ -19,6 +19,31 @@ pub fn clean(s: &str) -> String {
         .collect()
 }
 
+/// Width the text report keeps to.
+const WIDTH: usize = 80;
+
+/// Wraps `text` at word boundaries so that lines starting `indent` columns in
+/// stay within `width`; continuation lines are indented by `indent`.
+pub fn wrap(text: &str, indent: usize, width: usize) -> String {
+    let avail = width.saturating_sub(indent).max(20);
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut col = 0;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if col > 0 && col + 1 + len > avail {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = 0;
+        } else if col > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += len;
+    }
+    out
+}
+
 struct Paint {
     on: bool,
 }
@@ -64,11 +89,18 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
         a.events_processed, a.traces_analyzed, elapsed_ms
     );
     if a.spans_without_io_attributes > 0 {
-        let _ = writeln!(
-            o,
+        let note = format!(
             "Note: {} spans carried no SQL or HTTP attribute (db.statement, db.query.text, http.url, url.full) and were not analyzed",
             a.spans_without_io_attributes
         );
+        let _ = writeln!(o, "{}", wrap(&note, 2, WIDTH));
+    }
+    if a.events_with_unparseable_timestamp > 0 {
+        let note = format!(
+            "Note: {} events have a timestamp that is not UTC ISO-8601 (YYYY-MM-DDTHH:MM:SS[.fff]Z): they count in windows as 0 ms and are left out of overlap checks",
+            a.events_with_unparseable_timestamp
+        );
+        let _ = writeln!(o, "{}", wrap(&note, 2, WIDTH));
     }
     let fs = &report.findings;
     if fs.is_empty() {
@@ -100,7 +132,10 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
                 .collect();
             let _ = writeln!(o, "  Most common: {}", list.join(", "));
         }
-        for (i, f) in fs.iter().enumerate() {
+        // Grouped by severity, most severe first; report order inside a group.
+        let mut ordered: Vec<&Finding> = fs.iter().collect();
+        ordered.sort_by_key(|f| f.severity);
+        for (i, f) in ordered.into_iter().enumerate() {
             let _ = writeln!(o, "\n{} #{} {}", p.sev(f.severity), i + 1, label(engine, f));
             let _ = writeln!(o, "  Trace:      {}", clean(&f.trace_id));
             let _ = writeln!(o, "  Service:    {}", clean(&f.service));
@@ -117,7 +152,7 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
                     }
                     src.push(')');
                 }
-                let _ = writeln!(o, "  Source:     {}", src.trim());
+                let _ = writeln!(o, "  Source:     {}", wrap(src.trim(), 14, WIDTH));
             }
             let _ = writeln!(o, "  Template:   {}", clean(&f.pattern.template));
             let _ = writeln!(
@@ -134,7 +169,11 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
             if let Some(m) = &f.classification_method {
                 let _ = writeln!(o, "  Classified: {m}");
             }
-            let _ = writeln!(o, "  Suggestion: {}", clean(&f.suggestion));
+            let _ = writeln!(
+                o,
+                "  Suggestion: {}",
+                wrap(&clean(&f.suggestion), 14, WIDTH)
+            );
             if f.confidence != Confidence::CiBatch {
                 let _ = writeln!(o, "  Confidence: {:?}", f.confidence);
             }
@@ -288,11 +327,11 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
             .iter()
             .filter(|r| r.get("status").and_then(Value::as_str) == Some("out_of_table"))
         {
-            let _ = writeln!(
-                o,
-                "  Note: region {} is not in the carbon table: its operations count as zero carbon",
+            let note = format!(
+                "Note: region {} is not in the carbon table: its operations count as zero carbon",
                 clean(r.get("region").and_then(Value::as_str).unwrap_or(""))
             );
+            let _ = writeln!(o, "  {}", wrap(&note, 4, WIDTH));
         }
     }
     if let Some(Value::Array(top)) = g.get("top_offenders") {
@@ -494,6 +533,18 @@ mod tests {
         ] {
             assert!(!safe_sarif_path(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn wrapping_keeps_within_width() {
+        let text =
+            "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
+        let w = wrap(text, 14, 40);
+        assert!(
+            w.lines().all(|l| l.len() + 14 <= 40 || !l.contains(' ')),
+            "{w}"
+        );
+        assert_eq!(w.split_whitespace().count(), 14);
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct AnalysisInfo {
     /// Spans of OTLP, Jaeger or Zipkin input that were not SQL or HTTP I/O.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub spans_without_io_attributes: u64,
+    /// Events whose timestamp does not parse as UTC ISO-8601: their window is
+    /// 0 and overlap checks leave them out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_with_unparseable_timestamp: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -176,18 +176,14 @@ fn ci_gate_exit_codes() {
 }
 
 #[test]
-fn sarif_validates_against_the_official_schema() {
+fn every_sarif_we_write_validates_against_the_official_schema() {
     let dir = TempDir::new("sarif");
     let demo = fixture("demo.json");
+    let demo = demo.to_str().unwrap();
+    let clean = fixture("clean_traces.json");
     let out = run_in(
         Some(dir.path()),
-        &[
-            "analyze",
-            "--input",
-            demo.to_str().unwrap(),
-            "--format",
-            "sarif",
-        ],
+        &["analyze", "--input", demo, "--format", "sarif"],
         None,
     );
     assert_eq!(out.status.code(), Some(0));
@@ -200,17 +196,65 @@ fn sarif_validates_against_the_official_schema() {
             .len(),
         10
     );
-    std::fs::write(dir.join("out.sarif"), &out.stdout).unwrap();
+    std::fs::write(dir.join("analyze.sarif"), &out.stdout).unwrap();
+
+    let out = run_in(
+        Some(dir.path()),
+        &[
+            "diff",
+            "--before",
+            clean.to_str().unwrap(),
+            "--after",
+            demo,
+            "--format",
+            "sarif",
+        ],
+        None,
+    );
+    std::fs::write(dir.join("diff.sarif"), &out.stdout).unwrap();
+
+    // An acknowledged finding shown with --show-acknowledged.
+    let sig = json(&run_in(
+        Some(dir.path()),
+        &["analyze", "--input", demo, "--format", "json"],
+        None,
+    ))["findings"][0]["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        dir.join(".perf-sentinel-acknowledgments.toml"),
+        format!("[[acknowledged]]\nsignature = \"{sig}\"\nacknowledged_by = \"a\"\nacknowledged_at = \"2026-01-01\"\nreason = \"r\"\n"),
+    )
+    .unwrap();
+    let out = run_in(
+        Some(dir.path()),
+        &[
+            "analyze",
+            "--input",
+            demo,
+            "--format",
+            "sarif",
+            "--show-acknowledged",
+        ],
+        None,
+    );
+    let acked = json(&out);
+    let results = acked["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    assert_eq!(results[9]["properties"]["acknowledged"], true);
+    std::fs::write(dir.join("acked.sarif"), &out.stdout).unwrap();
+
     let schema = shared().join("schemas").join("sarif-schema-2.1.0.json");
     let check = "import json,sys,jsonschema\n\
-                 s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n\
-                 jsonschema.validate(d, s, cls=jsonschema.Draft7Validator)\n\
+                 s=json.load(open(sys.argv[1]))\n\
+                 for p in sys.argv[2:]:\n    jsonschema.validate(json.load(open(p)), s, cls=jsonschema.Draft7Validator)\n\
                  print('valid')\n";
     let res = Command::new(&sdk().python)
         .arg("-c")
         .arg(check)
         .arg(schema)
-        .arg(dir.join("out.sarif"))
+        .args(["analyze.sarif", "diff.sarif", "acked.sarif"].map(|f| dir.join(f)))
         .output()
         .unwrap();
     assert!(
