@@ -201,10 +201,9 @@ pub fn rules_listing(engine: &Engine, format: ListFormat) -> String {
                     })
                 })
                 .collect();
-            let mut s = serde_json::to_string_pretty(
-                &serde_json::json!({ "detectors": detectors, "scorers": scorers }),
-            )
-            .unwrap_or_default();
+            let mut s =
+                serde_json::to_string_pretty(&serde_json::json!({ "detectors": detectors, "scorers": scorers }))
+                    .unwrap_or_default();
             s.push('\n');
             s
         }
@@ -235,17 +234,8 @@ pub fn explain_rule(engine: &Engine, id: &str) -> Option<String> {
             d.gate_rules,
         )
     } else {
-        let s = engine
-            .scorers()
-            .iter()
-            .map(|s| s.descriptor)
-            .find(|s| s.id == id)?;
-        (
-            format!("{}: {}", s.id, s.summary),
-            s.docs,
-            s.tunables,
-            s.gate_rules,
-        )
+        let s = engine.scorers().iter().map(|s| s.descriptor).find(|s| s.id == id)?;
+        (format!("{}: {}", s.id, s.summary), s.docs, s.tunables, s.gate_rules)
     };
     let mut o = format!("# {title}\n\n{}", doc_text(docs));
     if !tunables.is_empty() {

@@ -115,11 +115,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             drop(bytes);
             let acks = load_acks(&a.acks)?;
             let mut report = engine.report_with(input.events, input.stats, acks.as_ref());
-            let format = a.format.unwrap_or(if a.ci {
-                OutputFormat::Json
-            } else {
-                OutputFormat::Text
-            });
+            let format = a
+                .format
+                .unwrap_or(if a.ci { OutputFormat::Json } else { OutputFormat::Text });
             match format {
                 OutputFormat::Json => {
                     if !a.show_acknowledged {
@@ -140,12 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     out(&render::sarif(&engine, &report.findings, &acked))?
                 }
                 OutputFormat::Text => {
-                    let mut text = render::text(
-                        &engine,
-                        &report,
-                        started.elapsed().as_millis(),
-                        color_enabled(),
-                    );
+                    let mut text = render::text(&engine, &report, started.elapsed().as_millis(), color_enabled());
                     if a.show_acknowledged {
                         text.push_str(&render::acknowledged_text(&report));
                     }
@@ -187,11 +180,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let input = ingest::parse(&bytes, &ingest::origin_of(Some(&e.input)))?;
             let traces = perf_sentinel_engine::trace::group_traces(input.events);
             let Some(trace) = traces.iter().find(|t| t.trace_id == e.trace_id) else {
-                let ids: Vec<&str> = traces
-                    .iter()
-                    .take(20)
-                    .map(|t| t.trace_id.as_str())
-                    .collect();
+                let ids: Vec<&str> = traces.iter().take(20).map(|t| t.trace_id.as_str()).collect();
                 anyhow::bail!(
                     "{}: no trace with id `{}`; {} traces, the first {}: {}",
                     e.input.display(),
@@ -202,10 +191,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             };
             // Per-trace detectors only: the cross-trace pass needs a batch.
-            let analysis = engine.analyze(
-                std::slice::from_ref(trace),
-                perf_sentinel_engine::Confidence::CiBatch,
-            );
+            let analysis = engine.analyze(std::slice::from_ref(trace), perf_sentinel_engine::Confidence::CiBatch);
             let explanation = perf_sentinel_engine::explain::explain(trace, analysis.findings);
             match e.format {
                 cli::ListFormat::Json => out(&explanation.to_json())?,
@@ -236,8 +222,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 OutputFormat::Text => diff.to_text(),
             };
             match &d.output {
-                Some(p) => std::fs::write(p, text)
-                    .with_context(|| format!("cannot write {}", p.display()))?,
+                Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
                 None => out(&text)?,
             }
             Ok(ExitCode::SUCCESS)

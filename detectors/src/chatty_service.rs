@@ -64,11 +64,7 @@ fn build(s: &Settings) -> Result<Box<dyn Detector>, String> {
 
 impl Detector for ChattyService {
     fn detect(&self, trace: &Trace, _earlier: &[Finding], out: &mut Vec<Finding>) {
-        let http: Vec<&Span> = trace
-            .spans
-            .iter()
-            .filter(|s| s.kind() == EventKind::HttpOut)
-            .collect();
+        let http: Vec<&Span> = trace.spans.iter().filter(|s| s.kind() == EventKind::HttpOut).collect();
         let n = http.len();
         if n <= self.min_calls {
             return;
@@ -85,11 +81,7 @@ impl Detector for ChattyService {
         }
         let mut top: Vec<(&str, usize)> = counts.iter().map(|(t, c)| (*t, *c)).collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let listed: Vec<String> = top
-            .iter()
-            .take(2)
-            .map(|(t, c)| format!("{t} x{c}"))
-            .collect();
+        let listed: Vec<String> = top.iter().take(2).map(|(t, c)| format!("{t} x{c}")).collect();
         let mut f = finding_for_group("chatty_service", severity, &endpoint, &http);
         f.pattern.distinct_params = counts.len() as u64;
         f.code_location = None;

@@ -11,10 +11,7 @@ const U32_MAX: i64 = u32::MAX as i64;
 pub const N_PLUS_ONE_MIN_OCCURRENCES: Tunable = Tunable {
     section: "detection",
     key: "n_plus_one_min_occurrences",
-    kind: Kind::Int {
-        min: 1,
-        max: U32_MAX,
-    },
+    kind: Kind::Int { min: 1, max: U32_MAX },
     default: DefaultValue::Int(5),
     advised: None,
     doc: "Fewest executions of one template in a trace that can be an N+1 (and, in auto mode, the repeat count that makes an unbound parameterized statement one).",
@@ -23,10 +20,7 @@ pub const N_PLUS_ONE_MIN_OCCURRENCES: Tunable = Tunable {
 pub const WINDOW_DURATION_MS: Tunable = Tunable {
     section: "detection",
     key: "window_duration_ms",
-    kind: Kind::Int {
-        min: 1,
-        max: i64::MAX,
-    },
+    kind: Kind::Int { min: 1, max: i64::MAX },
     default: DefaultValue::Int(500),
     advised: None,
     doc: "Longest time, in milliseconds, between the first and last execution of an N+1 group; a group spread wider is not reported.",
@@ -56,10 +50,7 @@ pub const SLOW_QUERY_THRESHOLD_MS: Tunable = Tunable {
 pub const SLOW_QUERY_MIN_OCCURRENCES: Tunable = Tunable {
     section: "detection",
     key: "slow_query_min_occurrences",
-    kind: Kind::Int {
-        min: 1,
-        max: U32_MAX,
-    },
+    kind: Kind::Int { min: 1, max: U32_MAX },
     default: DefaultValue::Int(3),
     advised: None,
     doc: "Fewest slow executions of one template before it is reported.",
@@ -68,10 +59,7 @@ pub const SLOW_QUERY_MIN_OCCURRENCES: Tunable = Tunable {
 pub const REDUNDANT_MIN_OCCURRENCES: Tunable = Tunable {
     section: "detection",
     key: "redundant_min_occurrences",
-    kind: Kind::Int {
-        min: 2,
-        max: U32_MAX,
-    },
+    kind: Kind::Int { min: 2, max: U32_MAX },
     default: DefaultValue::Int(2),
     advised: None,
     doc: "Fewest identical executions (same template, same values) in one trace that are reported as redundant.",
@@ -83,10 +71,7 @@ pub const N_PLUS_ONE_SQL_GATE: GateRule = GateRule {
         finding_type: "n_plus_one_sql",
         min_severity: Severity::Critical,
     },
-    kind: Kind::Int {
-        min: 0,
-        max: U32_MAX,
-    },
+    kind: Kind::Int { min: 0, max: U32_MAX },
     default: DefaultValue::Int(0),
     doc: "Most critical n_plus_one_sql findings the quality gate accepts.",
 };
@@ -97,10 +82,7 @@ pub const N_PLUS_ONE_HTTP_GATE: GateRule = GateRule {
         finding_type: "n_plus_one_http",
         min_severity: Severity::Warning,
     },
-    kind: Kind::Int {
-        min: 0,
-        max: U32_MAX,
-    },
+    kind: Kind::Int { min: 0, max: U32_MAX },
     default: DefaultValue::Int(3),
     doc: "Most n_plus_one_http findings of severity warning or critical the quality gate accepts.",
 };

@@ -9,10 +9,7 @@ use crate::common::by_parent;
 const MAX_FANOUT: Tunable = Tunable {
     section: "detection",
     key: "max_fanout",
-    kind: Kind::Int {
-        min: 1,
-        max: 100_000,
-    },
+    kind: Kind::Int { min: 1, max: 100_000 },
     default: DefaultValue::Int(20),
     advised: Some((5.0, 1000.0)),
     doc: "Most I/O children one span may have; more is a finding, more than three times it a critical one.",

@@ -1,15 +1,11 @@
 //! The N+1 rule shared by `n_plus_one_sql` and `n_plus_one_http`, and the
 //! sanitizer-aware classification of groups whose literals are not visible.
 
-use perf_sentinel_engine::group::{
-    coefficient_of_variation, distinct_params, finding_for_group, with_timing,
-};
+use perf_sentinel_engine::group::{coefficient_of_variation, distinct_params, finding_for_group, with_timing};
 use perf_sentinel_engine::registry::Settings;
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
-use crate::common::{
-    N_PLUS_ONE_MIN_OCCURRENCES, SANITIZER_AWARE_CLASSIFICATION, WINDOW_DURATION_MS, by_template,
-};
+use crate::common::{N_PLUS_ONE_MIN_OCCURRENCES, SANITIZER_AWARE_CLASSIFICATION, WINDOW_DURATION_MS, by_template};
 
 /// Occurrences from which an N+1 is critical (independent of the threshold).
 const CRITICAL_OCCURRENCES: u64 = 10;
@@ -118,18 +114,13 @@ struct Signals {
 }
 
 fn signals(kind: EventKind, template: &str, group: &[&Span], threshold: usize) -> Signals {
-    let looks_sanitized = kind == EventKind::Sql
-        && group.iter().all(|s| s.params.count == 0)
-        && has_placeholder(template);
-    let orm_scope = group.iter().any(|s| {
-        s.event
-            .instrumentation_scopes
-            .iter()
-            .any(|sc| is_orm_scope(sc))
-    });
+    let looks_sanitized =
+        kind == EventKind::Sql && group.iter().all(|s| s.params.count == 0) && has_placeholder(template);
+    let orm_scope = group
+        .iter()
+        .any(|s| s.event.instrumentation_scopes.iter().any(|sc| is_orm_scope(sc)));
     let durations: Vec<u64> = group.iter().map(|s| s.event.duration_us).collect();
-    let variance =
-        group.len() >= 3 && coefficient_of_variation(&durations).is_some_and(|cv| cv > 0.5);
+    let variance = group.len() >= 3 && coefficient_of_variation(&durations).is_some_and(|cv| cv > 0.5);
     let high_occurrence = group.len() >= threshold.saturating_mul(3);
     let sequential_siblings = sequential_siblings(group);
     Signals {
@@ -147,18 +138,10 @@ fn sequential_siblings(group: &[&Span]) -> bool {
     if group.len() < 3 {
         return false;
     }
-    let Some(parent) = group[0]
-        .event
-        .parent_span_id
-        .as_deref()
-        .filter(|p| !p.is_empty())
-    else {
+    let Some(parent) = group[0].event.parent_span_id.as_deref().filter(|p| !p.is_empty()) else {
         return false;
     };
-    if group
-        .iter()
-        .any(|s| s.event.parent_span_id.as_deref() != Some(parent))
-    {
+    if group.iter().any(|s| s.event.parent_span_id.as_deref() != Some(parent)) {
         return false;
     }
     let mut iv: Vec<(i64, i64)> = group.iter().filter_map(|s| s.interval_ns()).collect();
@@ -171,12 +154,7 @@ fn sequential_siblings(group: &[&Span]) -> bool {
 
 /// The classification of a group below the distinct-parameter threshold:
 /// `None` when it is not an N+1.
-fn classify(
-    kind: EventKind,
-    template: &str,
-    group: &[&Span],
-    cfg: &NPlusOneConfig,
-) -> Option<&'static str> {
+fn classify(kind: EventKind, template: &str, group: &[&Span], cfg: &NPlusOneConfig) -> Option<&'static str> {
     let s = signals(kind, template, group, cfg.min_occurrences);
     let reference_verdict = match (cfg.mode, kind) {
         (Mode::Never, _) => false,
@@ -203,13 +181,7 @@ fn classify(
 }
 
 /// N+1 findings of one kind in a trace.
-pub fn detect(
-    trace: &Trace,
-    kind: EventKind,
-    finding_type: &str,
-    cfg: &NPlusOneConfig,
-    out: &mut Vec<Finding>,
-) {
+pub fn detect(trace: &Trace, kind: EventKind, finding_type: &str, cfg: &NPlusOneConfig, out: &mut Vec<Finding>) {
     for (template, group) in by_template(trace, kind) {
         if group.len() < cfg.min_occurrences {
             continue;

@@ -4,8 +4,7 @@ use perf_sentinel_engine::registry::{Detector, Settings};
 use perf_sentinel_engine::{EventKind, Finding, Trace};
 
 use crate::common::{
-    N_PLUS_ONE_MIN_OCCURRENCES, N_PLUS_ONE_SQL_GATE, SANITIZER_AWARE_CLASSIFICATION,
-    WINDOW_DURATION_MS,
+    N_PLUS_ONE_MIN_OCCURRENCES, N_PLUS_ONE_SQL_GATE, SANITIZER_AWARE_CLASSIFICATION, WINDOW_DURATION_MS,
 };
 use crate::n_plus_one::{self, NPlusOneConfig};
 

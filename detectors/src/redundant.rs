@@ -23,10 +23,7 @@ pub fn detect(
 ) {
     let mut groups: BTreeMap<(Arc<str>, ParamDigest), Vec<&Span>> = BTreeMap::new();
     for s in trace.spans.iter().filter(|s| s.kind() == kind) {
-        groups
-            .entry((Arc::clone(&s.template), s.params))
-            .or_default()
-            .push(s);
+        groups.entry((Arc::clone(&s.template), s.params)).or_default().push(s);
     }
     for ((template, _), group) in groups {
         if group.len() < min_occurrences.max(2) {

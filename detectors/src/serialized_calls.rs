@@ -76,10 +76,7 @@ pub fn longest_chain(iv: &[(i64, i64)]) -> Vec<usize> {
     order.sort_by_key(|&i| (iv[i].1, iv[i].0, i));
     let ends: Vec<i64> = order.iter().map(|&i| iv[i].1).collect();
     // pred[k]: number of intervals (in end order) that end at or before k's start.
-    let pred: Vec<usize> = order
-        .iter()
-        .map(|&i| ends.partition_point(|&e| e <= iv[i].0))
-        .collect();
+    let pred: Vec<usize> = order.iter().map(|&i| ends.partition_point(|&e| e <= iv[i].0)).collect();
     let mut dp = vec![0usize; n + 1];
     let mut take = vec![false; n + 1];
     for k in 1..=n {
@@ -126,10 +123,7 @@ impl Detector for SerializedCalls {
             }
             let (service, endpoint) = match trace.span(parent_id) {
                 Some(p) => (p.event.service.clone(), p.event.source.endpoint.clone()),
-                None => (
-                    chain[0].event.service.clone(),
-                    chain[0].event.source.endpoint.clone(),
-                ),
+                None => (chain[0].event.service.clone(), chain[0].event.source.endpoint.clone()),
             };
             let mut f = finding_for_group("serialized_calls", Severity::Info, &endpoint, &chain);
             f.service = service;
@@ -162,10 +156,7 @@ mod tests {
     #[test]
     fn picks_the_longest_sequence() {
         // 0-10, 10-20, 5-25, 20-30: the chain is 0, 1, 3.
-        assert_eq!(
-            longest_chain(&[(0, 10), (10, 20), (5, 25), (20, 30)]),
-            vec![0, 1, 3]
-        );
+        assert_eq!(longest_chain(&[(0, 10), (10, 20), (5, 25), (20, 30)]), vec![0, 1, 3]);
         assert_eq!(longest_chain(&[(0, 10), (1, 11), (2, 12)]).len(), 1);
     }
 }

@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use perf_sentinel_engine::group::{
-    bounds, distinct_params, finding_for_group, rank_index, with_timing,
-};
+use perf_sentinel_engine::group::{bounds, distinct_params, finding_for_group, rank_index, with_timing};
 use perf_sentinel_engine::registry::Settings;
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
@@ -41,20 +39,12 @@ fn advice(kind: EventKind) -> &'static str {
         EventKind::Sql => {
             "check the query plan: add the missing index, select fewer columns or rows, or precompute the result"
         }
-        EventKind::HttpOut => {
-            "cache the response, make the endpoint faster, or call it off the request path"
-        }
+        EventKind::HttpOut => "cache the response, make the endpoint faster, or call it off the request path",
     }
 }
 
 /// Slow spans of one kind, grouped by template, in one trace.
-pub fn detect(
-    trace: &Trace,
-    kind: EventKind,
-    finding_type: &str,
-    cfg: &SlowConfig,
-    out: &mut Vec<Finding>,
-) {
+pub fn detect(trace: &Trace, kind: EventKind, finding_type: &str, cfg: &SlowConfig, out: &mut Vec<Finding>) {
     for (template, group) in by_template(trace, kind) {
         let slow: Vec<&Span> = group
             .into_iter()
@@ -79,13 +69,7 @@ pub fn detect(
 
 /// Slow spans of one kind grouped by template across all traces of a batch;
 /// reported when a template is slow in at least two traces.
-pub fn detect_batch(
-    traces: &[Trace],
-    kind: EventKind,
-    finding_type: &str,
-    cfg: &SlowConfig,
-    out: &mut Vec<Finding>,
-) {
+pub fn detect_batch(traces: &[Trace], kind: EventKind, finding_type: &str, cfg: &SlowConfig, out: &mut Vec<Finding>) {
     let mut groups: BTreeMap<Arc<str>, Vec<&Span>> = BTreeMap::new();
     for t in traces {
         for s in t

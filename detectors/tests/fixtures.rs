@@ -59,19 +59,13 @@ fn every_fixture_matches_its_snapshot() {
             engine.descriptor(&detector).is_some(),
             "fixture directory {detector} names no detector"
         );
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
         for file in files {
             let case = file.file_stem().unwrap().to_str().unwrap().to_owned();
             let found = findings_of(&engine, &file, &detector);
             if case.starts_with("hit_") {
-                assert!(
-                    !found.is_empty(),
-                    "{detector}/{case}: expected a finding, got none"
-                );
+                assert!(!found.is_empty(), "{detector}/{case}: expected a finding, got none");
             } else {
                 assert!(
                     case.starts_with("miss_"),
@@ -82,9 +76,7 @@ fn every_fixture_matches_its_snapshot() {
                     "{detector}/{case}: expected no finding, got {found:#?}"
                 );
             }
-            let snap = root()
-                .join("snapshots")
-                .join(format!("{detector}__{case}.json"));
+            let snap = root().join("snapshots").join(format!("{detector}__{case}.json"));
             let text = serde_json::to_string_pretty(&found).unwrap() + "\n";
             if bless {
                 std::fs::write(&snap, &text).unwrap();
@@ -95,10 +87,7 @@ fn every_fixture_matches_its_snapshot() {
                         "{}: snapshot differs\n--- old\n{old}\n--- new\n{text}",
                         snap.display()
                     )),
-                    Err(_) => failures.push(format!(
-                        "{}: missing snapshot (run with BLESS=1)",
-                        snap.display()
-                    )),
+                    Err(_) => failures.push(format!("{}: missing snapshot (run with BLESS=1)", snap.display())),
                 }
             }
             checked += 1;
@@ -118,11 +107,7 @@ fn every_detector_has_hit_and_miss_fixtures_and_documented_tunables() {
             .unwrap_or_else(|_| panic!("no fixtures for {}", d.id))
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(
-            names.iter().any(|n| n.starts_with("hit_")),
-            "{}: no hit_ fixture",
-            d.id
-        );
+        assert!(names.iter().any(|n| n.starts_with("hit_")), "{}: no hit_ fixture", d.id);
         assert!(
             names.iter().any(|n| n.starts_with("miss_")),
             "{}: no miss_ fixture",
@@ -139,12 +124,7 @@ fn every_detector_has_hit_and_miss_fixtures_and_documented_tunables() {
         }
         assert!(!d.tunables.is_empty(), "{}: no tunable", d.id);
         for t in d.tunables {
-            assert!(
-                t.doc.len() > 20,
-                "{}: tunable {} is not documented",
-                d.id,
-                t.key
-            );
+            assert!(t.doc.len() > 20, "{}: tunable {} is not documented", d.id, t.key);
         }
         assert!(
             d.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

@@ -63,8 +63,7 @@ impl Acknowledgments {
     /// `expires_at` dates are errors naming the file (and line).
     pub fn load(path: &Path, now_unix_secs: i64) -> Result<Acknowledgments, String> {
         let name = path.display();
-        let meta = std::fs::symlink_metadata(path)
-            .map_err(|e| format!("{name}: cannot read acknowledgments: {e}"))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{name}: cannot read acknowledgments: {e}"))?;
         if meta.file_type().is_symlink() {
             return Err(format!(
                 "{name}: acknowledgments file is a symbolic link; refusing to follow it"
@@ -75,8 +74,7 @@ impl Acknowledgments {
                 "{name}: acknowledgments file is larger than {MAX_ACK_BYTES} bytes"
             ));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{name}: cannot read acknowledgments: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read acknowledgments: {e}"))?;
         Acknowledgments::parse(&text, &name.to_string(), now_unix_secs)
     }
 
@@ -91,10 +89,7 @@ impl Acknowledgments {
                     before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1
                 )
             });
-            format!(
-                "{origin}{pos}: invalid acknowledgments file: {}",
-                e.message()
-            )
+            format!("{origin}{pos}: invalid acknowledgments file: {}", e.message())
         })?;
         let today = now_unix_secs.div_euclid(86_400);
         let mut out = Acknowledgments::default();
@@ -157,26 +152,14 @@ mod tests {
     fn expiry_is_inclusive_of_the_day() {
         let text = "[[acknowledged]]\nsignature = \"s\"\nacknowledged_by = \"a\"\nacknowledged_at = \"x\"\nreason = \"r\"\nexpires_at = \"2026-06-30\"\n";
         let end_of_day = parse_date("2026-06-30").unwrap() * DAY + DAY - 1;
-        assert_eq!(
-            Acknowledgments::parse(text, "f", end_of_day).unwrap().len(),
-            1
-        );
-        assert_eq!(
-            Acknowledgments::parse(text, "f", end_of_day + 1)
-                .unwrap()
-                .len(),
-            0
-        );
+        assert_eq!(Acknowledgments::parse(text, "f", end_of_day).unwrap().len(), 1);
+        assert_eq!(Acknowledgments::parse(text, "f", end_of_day + 1).unwrap().len(), 0);
     }
 
     #[test]
     fn errors_name_the_file_and_line() {
-        let e = Acknowledgments::parse("[[acknowledged]]\nsignature = \"s\"\n", "acks.toml", 0)
-            .unwrap_err();
-        assert!(
-            e.starts_with("acks.toml:1:") && e.contains("missing field"),
-            "{e}"
-        );
+        let e = Acknowledgments::parse("[[acknowledged]]\nsignature = \"s\"\n", "acks.toml", 0).unwrap_err();
+        assert!(e.starts_with("acks.toml:1:") && e.contains("missing field"), "{e}");
         let text = "[[acknowledged]]\nsignature = \"s\"\nacknowledged_by = \"a\"\nacknowledged_at = \"x\"\nreason = \"r\"\nexpires_at = \"June\"\n";
         assert!(
             Acknowledgments::parse(text, "acks.toml", 0)

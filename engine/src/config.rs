@@ -94,9 +94,7 @@ impl Schema {
     }
 
     pub fn find(&self, section: &str, key: &str) -> Option<&Tunable> {
-        self.tunables
-            .iter()
-            .find(|t| t.section == section && t.key == key)
+        self.tunables.iter().find(|t| t.section == section && t.key == key)
     }
 
     /// Every table name, including parents of dotted ones (`green` for `green.scaphandre`).
@@ -179,10 +177,7 @@ pub const REPORTING_TUNABLES: &[Tunable] = &[
 
 /// Top-level keys of 0.5.x that moved; a file that still has one is refused.
 const REMOVED_TOP_LEVEL: &[(&str, &str)] = &[
-    (
-        "n_plus_one_threshold",
-        "[detection] n_plus_one_min_occurrences",
-    ),
+    ("n_plus_one_threshold", "[detection] n_plus_one_min_occurrences"),
     ("window_duration_ms", "[detection] window_duration_ms"),
     ("listen_addr", "[daemon] listen_address"),
     ("listen_port", "[daemon] listen_port_http"),
@@ -196,11 +191,7 @@ const REMOVED_TOP_LEVEL: &[(&str, &str)] = &[
 const IGNORED_TABLES: &[&str] = &["tempo"];
 
 /// Keys that the reference ignores inside a section; accepted with a warning.
-const IGNORED_KEYS: &[(&str, &str, &str)] = &[(
-    "detection",
-    "n_plus_one_threshold",
-    "use n_plus_one_min_occurrences",
-)];
+const IGNORED_KEYS: &[(&str, &str, &str)] = &[("detection", "n_plus_one_threshold", "use n_plus_one_min_occurrences")];
 
 /// Keys whose string values may hold Windows paths with lone backslashes.
 const PATH_KEYS: &[&str] = &[
@@ -240,9 +231,7 @@ impl Config {
     pub fn discover(path: Option<&Path>, schema: Schema) -> Result<Config, ConfigError> {
         match path {
             Some(p) => Config::load(p, schema),
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                Config::load(Path::new(DEFAULT_CONFIG_FILE), schema)
-            }
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => Config::load(Path::new(DEFAULT_CONFIG_FILE), schema),
             None => Ok(Config::defaults(schema)),
         }
     }
@@ -256,17 +245,13 @@ impl Config {
             key: None,
             message,
         };
-        let meta =
-            std::fs::metadata(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
+        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
         if meta.len() > MAX_CONFIG_BYTES {
-            return Err(err(format!(
-                "config file is larger than {MAX_CONFIG_BYTES} bytes"
-            )));
+            return Err(err(format!("config file is larger than {MAX_CONFIG_BYTES} bytes")));
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| err(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read config file: {e}")))?;
+        let text =
+            String::from_utf8(bytes).map_err(|e| err(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
         let mut cfg = Config::parse(&text, &origin, schema)?;
         cfg.source = Some(path.to_owned());
         Ok(cfg)
@@ -457,10 +442,7 @@ impl Walker<'_> {
                     continue;
                 }
             }
-            if let Some((_, _, hint)) = IGNORED_KEYS
-                .iter()
-                .find(|(s, kk, _)| *s == section && *kk == key)
-            {
+            if let Some((_, _, hint)) = IGNORED_KEYS.iter().find(|(s, kk, _)| *s == section && *kk == key) {
                 self.warnings
                     .push(format!("{}: `{full}` is ignored; {hint}", self.origin));
                 continue;
@@ -472,8 +454,7 @@ impl Walker<'_> {
                             self.error(v.span().start, Some(full), msg);
                         } else {
                             if let Some(w) = advice(&t, &val) {
-                                self.warnings
-                                    .push(format!("{}: `{full}` = {w}", self.origin));
+                                self.warnings.push(format!("{}: `{full}` = {w}", self.origin));
                             }
                             self.set.insert(full, val);
                         }
@@ -539,10 +520,7 @@ fn parse_checked(text: &str, origin: &str, schema: &Schema) -> Result<Config, Co
 
 fn int_of(v: &DeValue<'_>) -> Option<Result<i64, String>> {
     let DeValue::Integer(i) = v else { return None };
-    Some(
-        i64::from_str_radix(i.as_str(), i.radix())
-            .map_err(|_| format!("integer {i} is out of range")),
-    )
+    Some(i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| format!("integer {i} is out of range")))
 }
 
 fn convert(t: &Tunable, v: &DeValue<'_>, owned: &toml::Table, full: &str) -> Result<Value, String> {
@@ -727,10 +705,7 @@ mod tests {
         tunables.push(Tunable {
             section: "detection",
             key: "max_fanout",
-            kind: Kind::Int {
-                min: 1,
-                max: 100_000,
-            },
+            kind: Kind::Int { min: 1, max: 100_000 },
             default: DefaultValue::Int(20),
             advised: Some((5.0, 1000.0)),
             doc: "",
@@ -769,16 +744,9 @@ mod tests {
         let e = parse("[detection]\nmax_fanot = 3\n").unwrap_err();
         assert!(e.to_string().contains("did you mean `max_fanout`?"), "{e}");
         let e = parse("[detection]\nmax_fanout = \"3\"\n").unwrap_err();
-        assert!(
-            e.to_string().contains("expected an integer, found string"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("expected an integer, found string"), "{e}");
         let e = parse("n_plus_one_threshold = 3\n").unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("[detection] n_plus_one_min_occurrences"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("[detection] n_plus_one_min_occurrences"), "{e}");
         let e = parse("[detection]\nlisten_port_http = 1\n").unwrap_err();
         assert!(e.to_string().contains("belongs in [daemon]"), "{e}");
         let e = parse("[detection\n").unwrap_err();

@@ -19,10 +19,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "listen_port_http",
-        kind: Kind::Int {
-            min: 1,
-            max: 65_535,
-        },
+        kind: Kind::Int { min: 1, max: 65_535 },
         default: DefaultValue::Int(4318),
         advised: None,
         doc: "Port of the OTLP/HTTP receiver (POST /v1/traces), the query API, /metrics and /health.",
@@ -30,10 +27,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "listen_port_grpc",
-        kind: Kind::Int {
-            min: 1,
-            max: 65_535,
-        },
+        kind: Kind::Int { min: 1, max: 65_535 },
         default: DefaultValue::Int(4317),
         advised: None,
         doc: "Port of the OTLP/gRPC receiver.",
@@ -49,10 +43,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "max_active_traces",
-        kind: Kind::Int {
-            min: 1,
-            max: 1_000_000,
-        },
+        kind: Kind::Int { min: 1, max: 1_000_000 },
         default: DefaultValue::Int(10_000),
         advised: Some((1000.0, 100000.0)),
         doc: "Traces held in the window at once. Inserting a new trace when full sends the least recently touched trace to analysis early.",
@@ -79,10 +70,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "max_events_per_trace",
-        kind: Kind::Int {
-            min: 1,
-            max: 100_000,
-        },
+        kind: Kind::Int { min: 1, max: 100_000 },
         default: DefaultValue::Int(1_000),
         advised: Some((100.0, 10000.0)),
         doc: "Spans kept per trace; past it the oldest span is dropped and counted.",
@@ -144,10 +132,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "ingest_queue_capacity",
-        kind: Kind::Int {
-            min: 1,
-            max: 1_048_576,
-        },
+        kind: Kind::Int { min: 1, max: 1_048_576 },
         default: DefaultValue::Int(1_024),
         advised: None,
         doc: "Batches waiting between the listeners and the event loop. When full, senders wait (backpressure): gRPC and HTTP requests take longer instead of being dropped.",
@@ -155,10 +140,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "analysis_queue_capacity",
-        kind: Kind::Int {
-            min: 1,
-            max: 1_048_576,
-        },
+        kind: Kind::Int { min: 1, max: 1_048_576 },
         default: DefaultValue::Int(1_024),
         advised: None,
         doc: "Batches of completed traces waiting for the analysis worker. When full, the whole new batch is shed and counted in perf_sentinel_analysis_batches_shed_total; ingestion never waits on analysis.",
@@ -174,10 +156,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "window_minutes",
-        kind: Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        kind: Kind::Int { min: 0, max: i64::MAX },
         default: DefaultValue::Int(10),
         advised: None,
         doc: "How far back, in minutes, co-occurring findings are looked for.",
@@ -185,10 +164,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "lag_threshold_ms",
-        kind: Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        kind: Kind::Int { min: 0, max: i64::MAX },
         default: DefaultValue::Int(5_000),
         advised: None,
         doc: "Largest delay between two findings that still counts as co-occurrence.",
@@ -218,10 +194,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.correlation",
         key: "max_tracked_pairs",
-        kind: Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        kind: Kind::Int { min: 0, max: i64::MAX },
         default: DefaultValue::Int(10_000),
         advised: None,
         doc: "Pairs tracked at once; past it the least frequent are evicted down to 90 %.",
@@ -277,10 +250,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.archive",
         key: "max_size_mb",
-        kind: Kind::Int {
-            min: 1,
-            max: i64::MAX,
-        },
+        kind: Kind::Int { min: 1, max: i64::MAX },
         default: DefaultValue::Int(100),
         advised: None,
         doc: "Size of one archive file before it rotates, in MiB.",
@@ -288,10 +258,7 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon.archive",
         key: "max_files",
-        kind: Kind::Int {
-            min: 1,
-            max: i64::MAX,
-        },
+        kind: Kind::Int { min: 1, max: i64::MAX },
         default: DefaultValue::Int(12),
         advised: None,
         doc: "Archive files kept.",

@@ -69,11 +69,7 @@ fn collapse(findings: &[Finding]) -> BTreeMap<Identity, Finding> {
 }
 
 /// Compares two analyses' findings and endpoint I/O.
-pub fn diff(
-    engine: &Engine,
-    before: (&[Finding], &[EndpointIo]),
-    after: (&[Finding], &[EndpointIo]),
-) -> Diff {
+pub fn diff(engine: &Engine, before: (&[Finding], &[EndpointIo]), after: (&[Finding], &[EndpointIo])) -> Diff {
     let a = collapse(before.0);
     let b = collapse(after.0);
     let mut new_findings: Vec<Finding> = b
@@ -119,10 +115,7 @@ pub fn diff(
     let mut endpoint_metric_deltas: Vec<EndpointDelta> = keys
         .into_iter()
         .filter_map(|k| {
-            let (x, y) = (
-                oa.get(k).copied().unwrap_or(0),
-                ob.get(k).copied().unwrap_or(0),
-            );
+            let (x, y) = (oa.get(k).copied().unwrap_or(0), ob.get(k).copied().unwrap_or(0));
             (x != y).then(|| EndpointDelta {
                 service: k.0.clone(),
                 endpoint: k.1.clone(),

@@ -10,8 +10,8 @@ use crate::event::SpanEvent;
 use crate::finding::{Confidence, Finding, Severity};
 use crate::ingest::IngestStats;
 use crate::registry::{
-    self, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary,
-    RegistryError, ScoreInput, Scorer, ScorerDescriptor, Value,
+    self, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary, RegistryError, ScoreInput,
+    Scorer, ScorerDescriptor, Value,
 };
 use crate::report::{AnalysisInfo, GateResult, QualityGate, Report};
 use crate::trace::{Trace, group_traces};
@@ -87,10 +87,7 @@ impl Engine {
             let scorer = (s.build)(&config.settings_for(s.tunables))
                 .map_err(|message| EngineError::Build { id: s.id, message })?;
             gate.extend(s.gate_rules.iter().copied());
-            scorers.push(LoadedScorer {
-                descriptor: s,
-                scorer,
-            });
+            scorers.push(LoadedScorer { descriptor: s, scorer });
         }
         let gate = gate
             .into_iter()
@@ -174,11 +171,7 @@ impl Engine {
     /// endpoint, template, then service, timestamps, counts, suggestion and
     /// span ids, so that ties never depend on input or hash order.
     pub fn sort_findings(&self, findings: &mut [Finding]) {
-        let rank = |f: &Finding| {
-            self.by_id
-                .get(f.finding_type.as_str())
-                .map_or(u32::MAX, |d| d.rank)
-        };
+        let rank = |f: &Finding| self.by_id.get(f.finding_type.as_str()).map_or(u32::MAX, |d| d.rank);
         findings.sort_by(|a, b| {
             (
                 rank(a),
@@ -259,21 +252,12 @@ impl Engine {
 
     /// Like [`Engine::report`], moving acknowledged findings out of
     /// `findings` (and out of the quality gate) first.
-    pub fn report_with(
-        &self,
-        events: Vec<SpanEvent>,
-        stats: IngestStats,
-        acks: Option<&Acknowledgments>,
-    ) -> Report {
+    pub fn report_with(&self, events: Vec<SpanEvent>, stats: IngestStats, acks: Option<&Acknowledgments>) -> Report {
         let events_processed = events.len() as u64;
-        let unparseable = events
-            .iter()
-            .filter(|e| e.start_unix_nanos.is_none())
-            .count() as u64;
+        let unparseable = events.iter().filter(|e| e.start_unix_nanos.is_none()).count() as u64;
         let traces = group_traces(events);
         let analysis = self.analyze(&traces, Confidence::CiBatch);
-        let mut report =
-            self.report_from(analysis, events_processed, traces.len() as u64, stats, acks);
+        let mut report = self.report_from(analysis, events_processed, traces.len() as u64, stats, acks);
         report.analysis.events_with_unparseable_timestamp = unparseable;
         report
     }

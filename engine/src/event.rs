@@ -113,10 +113,7 @@ fn has_control(s: &str) -> bool {
 
 /// A valid region id: 1 to 64 ASCII letters, digits, `-` or `_`.
 pub fn is_region_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= caps::REGION
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.len() <= caps::REGION && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl SpanEvent {
@@ -129,11 +126,7 @@ impl SpanEvent {
         if let Some(p) = &mut self.parent_span_id {
             truncate_utf8(p, caps::ID);
         }
-        if self
-            .cloud_region
-            .as_deref()
-            .is_some_and(|r| !is_region_id(r))
-        {
+        if self.cloud_region.as_deref().is_some_and(|r| !is_region_id(r)) {
             self.cloud_region = None;
         }
         truncate_utf8(&mut self.service, caps::NAME);

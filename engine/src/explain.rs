@@ -53,27 +53,18 @@ fn is_trace_level(f: &Finding) -> bool {
 
 /// Builds the span tree of `trace` and anchors `findings` on it.
 pub fn explain(trace: &Trace, findings: Vec<Finding>) -> Explanation {
-    let present: BTreeSet<&str> = trace
-        .spans
-        .iter()
-        .map(|s| s.event.span_id.as_str())
-        .collect();
+    let present: BTreeSet<&str> = trace.spans.iter().map(|s| s.event.span_id.as_str()).collect();
     let mut anchored: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for f in findings.iter().filter(|f| !is_trace_level(f)) {
         for id in &f.span_ids {
-            anchored
-                .entry(id.as_str())
-                .or_default()
-                .push(f.finding_type.clone());
+            anchored.entry(id.as_str()).or_default().push(f.finding_type.clone());
         }
     }
     let mut children: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut roots: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
     for (i, s) in trace.spans.iter().enumerate() {
         match s.event.parent_span_id.as_deref() {
-            Some(p) if present.contains(p) && p != s.event.span_id => {
-                children.entry(p).or_default().push(i)
-            }
+            Some(p) if present.contains(p) && p != s.event.span_id => children.entry(p).or_default().push(i),
             other => roots.entry(other).or_default().push(i),
         }
     }
@@ -118,11 +109,7 @@ pub fn explain(trace: &Trace, findings: Vec<Finding>) -> Explanation {
                 .collect(),
         })
         .collect();
-    let trace_findings = findings
-        .iter()
-        .filter(|f| is_trace_level(f))
-        .cloned()
-        .collect();
+    let trace_findings = findings.iter().filter(|f| is_trace_level(f)).cloned().collect();
     Explanation {
         trace_id: trace.trace_id.clone(),
         trace_findings,

@@ -22,9 +22,7 @@ impl Severity {
 }
 
 /// Where a finding was produced, which says how much to trust it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// Batch analysis of a captured file (`analyze`).

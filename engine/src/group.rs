@@ -83,21 +83,13 @@ pub fn coefficient_of_variation(d: &[u64]) -> Option<f64> {
 
 /// Number of distinct parameter lists among the spans.
 pub fn distinct_params<'a>(spans: impl IntoIterator<Item = &'a Span>) -> u64 {
-    spans
-        .into_iter()
-        .map(|s| s.params)
-        .collect::<BTreeSet<_>>()
-        .len() as u64
+    spans.into_iter().map(|s| s.params).collect::<BTreeSet<_>>().len() as u64
 }
 
 /// The code location of a span, when it has any `code.*` attribute.
 pub fn code_location(span: &Span) -> Option<CodeLocation> {
     let e = &span.event;
-    if e.code_function.is_none()
-        && e.code_filepath.is_none()
-        && e.code_lineno.is_none()
-        && e.code_namespace.is_none()
-    {
+    if e.code_function.is_none() && e.code_filepath.is_none() && e.code_lineno.is_none() && e.code_namespace.is_none() {
         return None;
     }
     Some(CodeLocation {
@@ -111,12 +103,7 @@ pub fn code_location(span: &Span) -> Option<CodeLocation> {
 /// A finding about a group of spans (in trace order): service, endpoint, code
 /// location and scopes come from the first span; bounds and occurrences from
 /// the whole group. `distinct_params` is left at 0 and timing stats unset.
-pub fn finding_for_group(
-    finding_type: &str,
-    severity: Severity,
-    template: &str,
-    group: &[&Span],
-) -> Finding {
+pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str, group: &[&Span]) -> Finding {
     let b = bounds(group.iter().copied());
     let first = group.first();
     Finding {
@@ -124,9 +111,7 @@ pub fn finding_for_group(
         severity,
         trace_id: first.map(|s| s.event.trace_id.clone()).unwrap_or_default(),
         service: first.map(|s| s.event.service.clone()).unwrap_or_default(),
-        source_endpoint: first
-            .map(|s| s.event.source.endpoint.clone())
-            .unwrap_or_default(),
+        source_endpoint: first.map(|s| s.event.source.endpoint.clone()).unwrap_or_default(),
         pattern: Pattern {
             template: template.to_owned(),
             occurrences: group.len() as u64,

@@ -305,8 +305,7 @@ pub enum RegistryError {
 
 /// Every registered detector, sorted by rank then id.
 pub fn detectors() -> Result<Vec<&'static DetectorDescriptor>, RegistryError> {
-    let mut all: Vec<&'static DetectorDescriptor> =
-        inventory::iter::<DetectorDescriptor>.into_iter().collect();
+    let mut all: Vec<&'static DetectorDescriptor> = inventory::iter::<DetectorDescriptor>.into_iter().collect();
     all.sort_by_key(|d| (d.rank, d.id));
     let mut ids: Vec<&str> = all.iter().map(|d| d.id).collect();
     ids.sort_unstable();
@@ -320,8 +319,7 @@ pub fn detectors() -> Result<Vec<&'static DetectorDescriptor>, RegistryError> {
 
 /// Every registered scorer, sorted by rank then id.
 pub fn scorers() -> Result<Vec<&'static ScorerDescriptor>, RegistryError> {
-    let mut all: Vec<&'static ScorerDescriptor> =
-        inventory::iter::<ScorerDescriptor>.into_iter().collect();
+    let mut all: Vec<&'static ScorerDescriptor> = inventory::iter::<ScorerDescriptor>.into_iter().collect();
     all.sort_by_key(|d| (d.rank, d.id));
     if let Some(w) = all.windows(2).find(|w| w[0].id == w[1].id) {
         return Err(RegistryError::DuplicateId(w[0].id));

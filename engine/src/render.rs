@@ -14,9 +14,7 @@ pub const SARIF_SCHEMA: &str =
 
 /// Removes terminal control sequences and invisible characters from untrusted text.
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .filter(|&c| !c.is_control() && !is_invisible(c))
-        .collect()
+    s.chars().filter(|&c| !c.is_control() && !is_invisible(c)).collect()
 }
 
 /// Width the text report keeps to.
@@ -125,11 +123,7 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
             }
             by_type.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
             let top = if fs.len() > 10 { 3 } else { 2 };
-            let list: Vec<String> = by_type
-                .iter()
-                .take(top)
-                .map(|(t, n)| format!("{t} ({n})"))
-                .collect();
+            let list: Vec<String> = by_type.iter().take(top).map(|(t, n)| format!("{t} ({n})")).collect();
             let _ = writeln!(o, "  Most common: {}", list.join(", "));
         }
         // Grouped by severity, most severe first; report order inside a group.
@@ -169,11 +163,7 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
             if let Some(m) = &f.classification_method {
                 let _ = writeln!(o, "  Classified: {m}");
             }
-            let _ = writeln!(
-                o,
-                "  Suggestion: {}",
-                wrap(&clean(&f.suggestion), 14, WIDTH)
-            );
+            let _ = writeln!(o, "  Suggestion: {}", wrap(&clean(&f.suggestion), 14, WIDTH));
             if f.confidence != Confidence::CiBatch {
                 let _ = writeln!(o, "  Confidence: {:?}", f.confidence);
             }
@@ -187,11 +177,7 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
             }
             if let Some(g) = &f.green_impact {
                 let _ = writeln!(o, "  Extra I/O:  {}", g.estimated_extra_io_ops);
-                let _ = writeln!(
-                    o,
-                    "  IIS:        {:.1} ({})",
-                    g.io_intensity_score, g.io_intensity_band
-                );
+                let _ = writeln!(o, "  IIS:        {:.1} ({})", g.io_intensity_score, g.io_intensity_band);
             }
         }
     }
@@ -275,9 +261,7 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
         o,
         "  Waste ratio: {:.1}% ({})",
         num(g.get("io_waste_ratio")) * 100.0,
-        g.get("io_waste_ratio_band")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        g.get("io_waste_ratio_band").and_then(Value::as_str).unwrap_or("")
     );
     if let Some(co2) = g.get("co2") {
         let mid = |k: &str| num(co2.get(k).and_then(|v| v.get("mid")));
@@ -297,10 +281,8 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
             "    operational {:.6} g, embodied {:.6} g{}",
             num(co2.get("operational_gco2")),
             num(co2.get("embodied_gco2")),
-            co2.get("transport_gco2").map_or(String::new(), |t| format!(
-                ", transport {:.6} g",
-                num(Some(t))
-            ))
+            co2.get("transport_gco2")
+                .map_or(String::new(), |t| format!(", transport {:.6} g", num(Some(t))))
         );
         let _ = writeln!(
             o,
@@ -315,9 +297,7 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
                 clean(r.get("region").and_then(Value::as_str).unwrap_or("")),
                 num(r.get("io_ops")),
                 num(r.get("grid_intensity_gco2_kwh")),
-                r.get("intensity_source")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
+                r.get("intensity_source").and_then(Value::as_str).unwrap_or(""),
                 num(r.get("co2_gco2"))
             );
         }
@@ -336,18 +316,13 @@ fn green_block(o: &mut String, g: &serde_json::Map<String, Value>) {
     }
     if let Some(Value::Array(top)) = g.get("top_offenders") {
         if !top.is_empty() {
-            let _ = writeln!(
-                o,
-                "  Top offenders (I/O intensity score = I/O ops per request):"
-            );
+            let _ = writeln!(o, "  Top offenders (I/O intensity score = I/O ops per request):");
             for t in top.iter().take(10) {
                 let _ = writeln!(
                     o,
                     "    {:.1} ({}) {} {}",
                     num(t.get("io_intensity_score")),
-                    t.get("io_intensity_band")
-                        .and_then(Value::as_str)
-                        .unwrap_or(""),
+                    t.get("io_intensity_band").and_then(Value::as_str).unwrap_or(""),
                     clean(t.get("service").and_then(Value::as_str).unwrap_or("")),
                     clean(t.get("endpoint").and_then(Value::as_str).unwrap_or(""))
                 );
@@ -417,10 +392,7 @@ fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
     props.insert("traceId".into(), json!(f.trace_id));
     if let Some(fix) = &f.suggested_fix {
         // SARIF `fixes` require artifact changes; a textual recommendation goes here.
-        props.insert(
-            "suggestedFix".into(),
-            serde_json::to_value(fix).unwrap_or(Value::Null),
-        );
+        props.insert("suggestedFix".into(), serde_json::to_value(fix).unwrap_or(Value::Null));
     }
     if let Some(a) = acked {
         props.insert("acknowledged".into(), json!(true));
@@ -448,12 +420,7 @@ fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
         .filter(|p| safe_sarif_path(p))
     {
         let mut phys = json!({ "artifactLocation": { "uri": path } });
-        if let Some(l) = f
-            .code_location
-            .as_ref()
-            .and_then(|c| c.lineno)
-            .filter(|&l| l >= 1)
-        {
+        if let Some(l) = f.code_location.as_ref().and_then(|c| c.lineno).filter(|&l| l >= 1) {
             phys["region"] = json!({ "startLine": l });
         }
         r["locations"] = json!([{ "physicalLocation": phys }]);
@@ -537,13 +504,11 @@ mod tests {
 
     #[test]
     fn wrapping_keeps_within_width() {
-        let text =
-            "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
+        let text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
         let w = wrap(text, 14, 40);
-        assert!(
-            w.lines().all(|l| l.len() + 14 <= 40 || !l.contains(' ')),
-            "{w}"
-        );
+        let mut lines = w.lines();
+        assert!(lines.next().unwrap().len() + 14 <= 40, "{w}");
+        assert!(lines.all(|l| l.len() <= 40 && l.starts_with(&" ".repeat(14))), "{w}");
         assert_eq!(w.split_whitespace().count(), 14);
     }
 

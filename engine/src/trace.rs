@@ -115,9 +115,7 @@ pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
     for t in &mut traces {
         t.spans.sort_by(|a, b| {
             let key = |s: &Span| (s.event.start_unix_nanos.is_none(), s.event.start_unix_nanos);
-            key(a)
-                .cmp(&key(b))
-                .then_with(|| a.event.span_id.cmp(&b.event.span_id))
+            key(a).cmp(&key(b)).then_with(|| a.event.span_id.cmp(&b.event.span_id))
         });
     }
     traces

@@ -5,9 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use perf_sentinel_engine::event::is_region_id;
-use perf_sentinel_engine::registry::{
-    DefaultValue, GreenSummary, Kind, ScoreInput, Scorer, Settings, Tunable,
-};
+use perf_sentinel_engine::registry::{DefaultValue, GreenSummary, Kind, ScoreInput, Scorer, Settings, Tunable};
 use perf_sentinel_engine::{EventKind, Finding, Span};
 use serde_json::{Map, Value, json};
 
@@ -282,17 +280,12 @@ struct ServiceAcc {
 /// characters 11-12 and 5-6, only when the string ends with `Z`.
 fn hour_month(ts: &str) -> (Option<usize>, Option<usize>) {
     let b = ts.as_bytes();
-    if !ts.is_ascii()
-        || b.last() != Some(&b'Z')
-        || b.len() < 13
-        || !(b[10] == b'T' || b[10] == b' ')
-    {
+    if !ts.is_ascii() || b.last() != Some(&b'Z') || b.len() < 13 || !(b[10] == b'T' || b[10] == b' ') {
         return (None, None);
     }
     let two = |i: usize| -> Option<usize> {
         let (a, c) = (b[i], b[i + 1]);
-        (a.is_ascii_digit() && c.is_ascii_digit())
-            .then(|| usize::from(a - b'0') * 10 + usize::from(c - b'0'))
+        (a.is_ascii_digit() && c.is_ascii_digit()).then(|| usize::from(a - b'0') * 10 + usize::from(c - b'0'))
     };
     let hour = two(11).filter(|h| *h < 24);
     let month = if b[4] == b'-' {
@@ -323,10 +316,7 @@ impl CarbonContext {
         if let Some(r) = &span.event.cloud_region {
             return Some(r.to_ascii_lowercase());
         }
-        if let Some(r) = self
-            .service_regions
-            .get(&span.event.service.to_ascii_lowercase())
-        {
+        if let Some(r) = self.service_regions.get(&span.event.service.to_ascii_lowercase()) {
             return Some(r.clone());
         }
         self.default_region.clone()
@@ -438,9 +428,7 @@ impl Scorer for Carbon {
             s.energy += energy;
             s.carbon += op;
             if ctx.transport && span.kind() == EventKind::HttpOut {
-                if let (Some(bytes), Some(host)) =
-                    (span.event.response_size_bytes, url_host(&span.event.target))
-                {
+                if let (Some(bytes), Some(host)) = (span.event.response_size_bytes, url_host(&span.event.target)) {
                     if let Some(callee) = ctx.service_regions.get(&host) {
                         if !callee.eq_ignore_ascii_case(&region) {
                             transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
@@ -453,11 +441,7 @@ impl Scorer for Carbon {
         let embodied = input.traces.len() as f64 * ctx.embodied_per_trace;
         let total_mid = operational + embodied + transport;
         let accounted = total_ops - unknown.io_ops;
-        let avoidable_ops = summary
-            .metrics
-            .get("avoidable_io_ops")
-            .copied()
-            .unwrap_or(0.0);
+        let avoidable_ops = summary.metrics.get("avoidable_io_ops").copied().unwrap_or(0.0);
         let avoidable_mid = if accounted == 0 {
             0.0
         } else {
@@ -521,30 +505,18 @@ impl Scorer for Carbon {
             .default_region
             .as_ref()
             .and_then(|r| ctx.tables.regions.get(r))
-            .filter(|_| {
-                !any_region_attr
-                    && ctx.service_regions.is_empty()
-                    && !ctx.per_op
-                    && ctx.calibration.is_empty()
-            })
+            .filter(|_| !any_region_attr && ctx.service_regions.is_empty() && !ctx.per_op && ctx.calibration.is_empty())
         {
             let per_op = ENERGY_PER_IO_OP_KWH * row.annual * row.pue;
-            let io: BTreeMap<(String, String), u64> =
-                perf_sentinel_engine::engine::endpoint_io(input.traces)
-                    .into_iter()
-                    .map(|e| ((e.service, e.endpoint), e.io_ops))
-                    .collect();
+            let io: BTreeMap<(String, String), u64> = perf_sentinel_engine::engine::endpoint_io(input.traces)
+                .into_iter()
+                .map(|e| ((e.service, e.endpoint), e.io_ops))
+                .collect();
             if let Some(Value::Array(top)) = summary.fields.get_mut("top_offenders") {
                 for t in top.iter_mut() {
                     let key = (
-                        t.get("service")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
-                        t.get("endpoint")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
+                        t.get("service").and_then(Value::as_str).unwrap_or("").to_owned(),
+                        t.get("endpoint").and_then(Value::as_str).unwrap_or("").to_owned(),
                     );
                     if let (Some(ops), Some(obj)) = (io.get(&key), t.as_object_mut()) {
                         obj.insert("co2_grams".into(), json!(*ops as f64 * per_op));
@@ -555,10 +527,7 @@ impl Scorer for Carbon {
         let energy = services.values().fold(0.0_f64, |acc, s| acc + s.energy);
         let f = &mut summary.fields;
         f.insert("co2".into(), Value::Object(co2));
-        f.insert(
-            "regions".into(),
-            Value::Array(rows.into_iter().map(|r| r.2).collect()),
-        );
+        f.insert("regions".into(), Value::Array(rows.into_iter().map(|r| r.2).collect()));
         if transport > 0.0 {
             f.insert("transport_gco2".into(), json!(transport));
         }
@@ -575,10 +544,7 @@ impl Scorer for Carbon {
                 "per_service_carbon_kgco2eq".into(),
                 map(&|_, s| json!(s.carbon / 1000.0)),
             );
-            f.insert(
-                "per_service_energy_kwh".into(),
-                map(&|_, s| json!(s.energy)),
-            );
+            f.insert("per_service_energy_kwh".into(), map(&|_, s| json!(s.energy)));
             f.insert("per_service_region".into(), map(&|_, s| json!(s.region)));
             f.insert("per_service_energy_model".into(), map(&|_, _| json!(model)));
             // No measured energy in batch mode: every span is proxy-estimated.
@@ -600,10 +566,7 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(
-            url_host("http://user@Ledger:8080/x").as_deref(),
-            Some("ledger")
-        );
+        assert_eq!(url_host("http://user@Ledger:8080/x").as_deref(), Some("ledger"));
         assert_eq!(url_host("https://[::1]:4318/v1").as_deref(), Some("::1"));
         assert_eq!(url_host("/relative"), None);
     }

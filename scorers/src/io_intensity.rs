@@ -146,14 +146,9 @@ impl Scorer for IoIntensity {
         f.insert("total_io_ops".into(), json!(total));
         f.insert("avoidable_io_ops".into(), json!(avoidable));
         f.insert("io_waste_ratio".into(), json!(ratio));
-        f.insert(
-            "io_waste_ratio_band".into(),
-            json!(band(ratio, WASTE_BANDS)),
-        );
+        f.insert("io_waste_ratio_band".into(), json!(band(ratio, WASTE_BANDS)));
         f.insert("top_offenders".into(), Value::Array(top));
         summary.metrics.insert("io_waste_ratio".into(), ratio);
-        summary
-            .metrics
-            .insert("avoidable_io_ops".into(), avoidable as f64);
+        summary.metrics.insert("avoidable_io_ops".into(), avoidable as f64);
     }
 }

@@ -30,8 +30,7 @@ impl Profile {
             Profile::Monthly(m) => match month {
                 Some(mo) => m.get(mo.checked_sub(1)?)?.get(hour).copied(),
                 None => {
-                    let vals: Option<Vec<f64>> =
-                        m.iter().map(|row| row.get(hour).copied()).collect();
+                    let vals: Option<Vec<f64>> = m.iter().map(|row| row.get(hour).copied()).collect();
                     let vals = vals?;
                     Some(vals.iter().fold(0.0, |a, v| a + v) / vals.len().max(1) as f64)
                 }
@@ -112,16 +111,14 @@ impl Tables {
     /// Parses the embedded tables. They are part of the binary, so a failure
     /// here is a build defect, reported as an error rather than a panic.
     pub fn embedded() -> Result<Tables, String> {
-        let grid: GridFile = serde_json::from_str(GRID_INTENSITY)
-            .map_err(|e| format!("embedded grid table: {e}"))?;
-        let prof: ProfilesFile = serde_json::from_str(HOURLY_PROFILES)
-            .map_err(|e| format!("embedded profile table: {e}"))?;
+        let grid: GridFile = serde_json::from_str(GRID_INTENSITY).map_err(|e| format!("embedded grid table: {e}"))?;
+        let prof: ProfilesFile =
+            serde_json::from_str(HOURLY_PROFILES).map_err(|e| format!("embedded profile table: {e}"))?;
         let mut profiles = BTreeMap::new();
         for (k, raw) in prof.profiles {
             profiles.insert(
                 k.clone(),
-                raw.into_profile()
-                    .map_err(|e| format!("embedded profile {k}: {e}"))?,
+                raw.into_profile().map_err(|e| format!("embedded profile {k}: {e}"))?,
             );
         }
         Ok(Tables {
@@ -140,33 +137,23 @@ impl Tables {
 }
 
 fn line_col_err(path: &Path, e: &serde_json::Error, what: &str) -> String {
-    format!(
-        "{}:{}:{}: invalid {what}: {e}",
-        path.display(),
-        e.line(),
-        e.column()
-    )
+    format!("{}:{}:{}: invalid {what}: {e}", path.display(), e.line(), e.column())
 }
 
 /// Loads a user `hourly_profiles_file`: `{"profiles": {"<region>": {...}}}`.
 pub fn load_user_profiles(path: &Path) -> Result<BTreeMap<String, Profile>, String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("{}: cannot read hourly profiles: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: cannot read hourly profiles: {e}", path.display()))?;
     if meta.len() > MAX_PROFILE_FILE_BYTES {
         return Err(format!(
             "{}: hourly profile file is larger than {MAX_PROFILE_FILE_BYTES} bytes",
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read hourly profiles: {e}", path.display()))?;
-    let raw: ProfilesFile =
-        serde_json::from_str(&text).map_err(|e| line_col_err(path, &e, "hourly profile file"))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read hourly profiles: {e}", path.display()))?;
+    let raw: ProfilesFile = serde_json::from_str(&text).map_err(|e| line_col_err(path, &e, "hourly profile file"))?;
     if raw.profiles.len() > MAX_PROFILES {
-        return Err(format!(
-            "{}: more than {MAX_PROFILES} profiles",
-            path.display()
-        ));
+        return Err(format!("{}: more than {MAX_PROFILES} profiles", path.display()));
     }
     let mut out = BTreeMap::new();
     for (k, p) in raw.profiles {
@@ -215,8 +202,8 @@ struct CalibrationEntry {
 
 /// Loads a calibration file: energy factor per service name.
 pub fn load_calibration(path: &Path) -> Result<BTreeMap<String, f64>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read calibration file: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read calibration file: {e}", path.display()))?;
     let parsed: CalibrationFile = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| {
             let before = &text[..s.start.min(text.len())];
@@ -257,9 +244,6 @@ mod tests {
         assert!(t.profile("fr").is_some_and(Profile::is_monthly));
         assert!(t.profile("us-central1").is_none());
         // The data README's quick check: eu-west-3, July, 18:00 UTC.
-        assert_eq!(
-            t.profile("eu-west-3").and_then(|p| p.at(18, Some(7))),
-            Some(62.0)
-        );
+        assert_eq!(t.profile("eu-west-3").and_then(|p| p.at(18, Some(7))), Some(62.0));
     }
 }

@@ -16,8 +16,7 @@ pub fn workspace() -> PathBuf {
 
 /// `../shared` beside the checkout (override with `PERF_SENTINEL_SHARED`).
 pub fn shared() -> PathBuf {
-    std::env::var_os("PERF_SENTINEL_SHARED")
-        .map_or_else(|| workspace().join("..").join("shared"), PathBuf::from)
+    std::env::var_os("PERF_SENTINEL_SHARED").map_or_else(|| workspace().join("..").join("shared"), PathBuf::from)
 }
 
 /// A file of `../shared/fixtures`.
@@ -33,10 +32,7 @@ pub fn bin() -> PathBuf {
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test> -> target/<profile>/perf-sentinel
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
         let bin = profile_dir.join(format!("perf-sentinel{}", std::env::consts::EXE_SUFFIX));
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -69,11 +65,7 @@ pub fn run_in(dir: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) -> Output
         .current_dir(dir)
         .env_remove("NO_COLOR")
         .env("RUST_BACKTRACE", "1");
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn perf-sentinel");
     if let Some(input) = stdin {
@@ -100,13 +92,8 @@ pub fn stderr(o: &Output) -> String {
 
 /// Parses stdout as JSON, with the process output in the panic message.
 pub fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}); stderr: {}\nstdout: {}",
-            stderr(o),
-            stdout(o)
-        )
-    })
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}); stderr: {}\nstdout: {}", stderr(o), stdout(o)))
 }
 
 /// A directory removed on drop.

@@ -35,18 +35,9 @@ fn every_bad_input_exits_2_with_file_position_and_expectation() {
     for case in CASES {
         let path = dir.join(case.name);
         std::fs::write(&path, case.bytes).unwrap();
-        let out = run_in(
-            Some(dir.path()),
-            &["analyze", "--input", path.to_str().unwrap()],
-            None,
-        );
+        let out = run_in(Some(dir.path()), &["analyze", "--input", path.to_str().unwrap()], None);
         let err = stderr(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{}: exit code; stderr: {err}",
-            case.name
-        );
+        assert_eq!(out.status.code(), Some(2), "{}: exit code; stderr: {err}", case.name);
         assert!(!err.contains("panicked"), "{}: panicked: {err}", case.name);
         assert!(out.stdout.is_empty(), "{}: wrote to stdout", case.name);
         let line = err
@@ -59,11 +50,7 @@ fn every_bad_input_exits_2_with_file_position_and_expectation() {
             case.name
         );
         for want in case.expect {
-            assert!(
-                line.contains(want),
-                "{}: error lacks `{want}`: {line}",
-                case.name
-            );
+            assert!(line.contains(want), "{}: error lacks `{want}`: {line}", case.name);
         }
     }
 }
@@ -89,20 +76,12 @@ fn bad_stdin_names_stdin() {
 #[test]
 fn an_oversized_input_is_refused_with_the_key_to_raise() {
     let dir = TempDir::new("oversize");
-    std::fs::write(
-        dir.join(".perf-sentinel.toml"),
-        "[daemon]\nmax_payload_size = 1024\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join(".perf-sentinel.toml"), "[daemon]\nmax_payload_size = 1024\n").unwrap();
     let big = format!("[{}]", " ".repeat(2000));
     std::fs::write(dir.join("big.json"), big).unwrap();
     let out = run_in(Some(dir.path()), &["analyze", "--input", "big.json"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("max_payload_size"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("max_payload_size"), "{}", stderr(&out));
 }
 
 #[test]

@@ -25,11 +25,7 @@ fn config_errors_name_file_line_and_key_and_exit_2() {
         ),
         (
             "[detection]\nmax_fanout = 0\n",
-            &[
-                ":2:14",
-                "detection.max_fanout",
-                "out of range (1 to 100000)",
-            ],
+            &[":2:14", "detection.max_fanout", "out of range (1 to 100000)"],
         ),
         (
             "[thresholds]\nio_waste_ratio_max = 1.5\n",
@@ -39,10 +35,7 @@ fn config_errors_name_file_line_and_key_and_exit_2() {
             "[green]\nenabled = \"yes\"\n",
             &[":2:11", "green.enabled", "expected a boolean"],
         ),
-        (
-            "listen_port = 4318\n",
-            &[":1:1", "[daemon] listen_port_http"],
-        ),
+        ("listen_port = 4318\n", &[":1:1", "[daemon] listen_port_http"]),
         ("[detection\n", &[":1:", "invalid TOML"]),
         (
             "[daemon]\nenvironment = \"prod\"\n",
@@ -99,13 +92,7 @@ intent = "internal"
     let input = fixture("n_plus_one_sql.json");
     let out = with_config(
         toml,
-        &[
-            "analyze",
-            "--input",
-            input.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
+        &["analyze", "--input", input.to_str().unwrap(), "--format", "json"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
@@ -119,13 +106,7 @@ fn carbon_worked_example() {
     let toml = "[green]\ndefault_region = \"eu-west-3\"\nuse_hourly_profiles = false\n";
     let v = json(&with_config(
         toml,
-        &[
-            "analyze",
-            "--input",
-            input.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
+        &["analyze", "--input", input.to_str().unwrap(), "--format", "json"],
     ));
     let g = &v["green_summary"];
     let close = |a: &serde_json::Value, b: f64| (a.as_f64().unwrap() - b).abs() < 1e-12;
@@ -139,19 +120,10 @@ fn carbon_worked_example() {
     // The default path uses the monthly profile.
     let v = json(&with_config(
         "[green]\ndefault_region = \"eu-west-3\"\n",
-        &[
-            "analyze",
-            "--input",
-            input.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
+        &["analyze", "--input", input.to_str().unwrap(), "--format", "json"],
     ));
     assert_eq!(v["green_summary"]["co2"]["total"]["model"], "io_proxy_v3");
-    assert_eq!(
-        v["green_summary"]["regions"][0]["intensity_source"],
-        "monthly_hourly"
-    );
+    assert_eq!(v["green_summary"]["regions"][0]["intensity_source"], "monthly_hourly");
 }
 
 #[test]
@@ -189,13 +161,7 @@ fn every_sarif_we_write_validates_against_the_official_schema() {
     assert_eq!(out.status.code(), Some(0));
     let log = json(&out);
     assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 10);
-    assert_eq!(
-        log["runs"][0]["tool"]["driver"]["rules"]
-            .as_array()
-            .unwrap()
-            .len(),
-        10
-    );
+    assert_eq!(log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().len(), 10);
     std::fs::write(dir.join("analyze.sarif"), &out.stdout).unwrap();
 
     let out = run_in(
@@ -229,14 +195,7 @@ fn every_sarif_we_write_validates_against_the_official_schema() {
     .unwrap();
     let out = run_in(
         Some(dir.path()),
-        &[
-            "analyze",
-            "--input",
-            demo,
-            "--format",
-            "sarif",
-            "--show-acknowledged",
-        ],
+        &["analyze", "--input", demo, "--format", "sarif", "--show-acknowledged"],
         None,
     );
     let acked = json(&out);

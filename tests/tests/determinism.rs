@@ -56,11 +56,7 @@ fn reordering_traces_in_the_input_changes_nothing() {
         reordered.extend(events.iter().filter(|e| e["trace_id"] == *id).cloned());
     }
     std::fs::write(dir.join("a.json"), &text).unwrap();
-    std::fs::write(
-        dir.join("b.json"),
-        serde_json::to_string(&reordered).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("b.json"), serde_json::to_string(&reordered).unwrap()).unwrap();
     for format in ["json", "sarif"] {
         assert_eq!(
             output(&dir, "a.json", format),

@@ -41,13 +41,7 @@ fn comparable(mut v: Value) -> Value {
 
 fn analyze(name: &str) -> Value {
     let path = fixture(name);
-    let out = run(&[
-        "analyze",
-        "--input",
-        path.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let out = run(&["analyze", "--input", path.to_str().unwrap(), "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -58,8 +52,7 @@ fn analyze(name: &str) -> Value {
 }
 
 fn expected(name: &str) -> Value {
-    let text =
-        std::fs::read_to_string(shared().join("fixtures").join("expected").join(name)).unwrap();
+    let text = std::fs::read_to_string(shared().join("fixtures").join("expected").join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -112,20 +105,13 @@ fn demo_yields_one_finding_of_each_type_and_clean_yields_none() {
 
 #[test]
 fn jaeger_and_zipkin_give_the_n_plus_one_of_the_native_file() {
-    for name in [
-        "n_plus_one_sql.json",
-        "jaeger_export.json",
-        "zipkin_export.json",
-    ] {
+    for name in ["n_plus_one_sql.json", "jaeger_export.json", "zipkin_export.json"] {
         let v = analyze(name);
         let f = &v["findings"].as_array().unwrap()[0];
         assert_eq!(v["findings"].as_array().unwrap().len(), 1, "{name}");
         assert_eq!(f["type"], "n_plus_one_sql");
         assert_eq!(f["severity"], "warning");
-        assert_eq!(
-            f["pattern"]["template"],
-            "SELECT * FROM order_item WHERE order_id = ?"
-        );
+        assert_eq!(f["pattern"]["template"], "SELECT * FROM order_item WHERE order_id = ?");
         assert_eq!(f["pattern"]["occurrences"], 6);
         assert_eq!(f["pattern"]["distinct_params"], 6);
     }

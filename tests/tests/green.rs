@@ -35,11 +35,7 @@ fn two_cloud_regions_give_two_region_rows() {
         event(1, Some("eu-west-3"), "SELECT 2"),
         event(2, Some("us-east-1"), "INSERT INTO t VALUES (1)"),
     ];
-    let v = json(&analyze(
-        &dir,
-        &events,
-        "[green]\nuse_hourly_profiles = false\n",
-    ));
+    let v = json(&analyze(&dir, &events, "[green]\nuse_hourly_profiles = false\n"));
     let rows = v["green_summary"]["regions"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{rows:#?}");
     // Sorted by carbon, descending: one INSERT in us-east-1 (1.5 × 1e-7 × 379 × 1.15)
@@ -50,19 +46,13 @@ fn two_cloud_regions_give_two_region_rows() {
     assert_eq!(rows[1]["region"], "eu-west-3");
     assert_eq!(rows[1]["io_ops"], 2);
     assert_eq!(rows[1]["pue"], 1.15);
-    assert_eq!(
-        v["green_summary"]["per_service_region"]["billing"],
-        "eu-west-3"
-    );
+    assert_eq!(v["green_summary"]["per_service_region"]["billing"], "eu-west-3");
 }
 
 #[test]
 fn an_unknown_region_is_reported_out_of_table_with_zero_carbon() {
     let dir = TempDir::new("unknown-region");
-    let events = vec![
-        event(0, Some("mars-north-1"), "SELECT 1"),
-        event(1, None, "SELECT 2"),
-    ];
+    let events = vec![event(0, Some("mars-north-1"), "SELECT 1"), event(1, None, "SELECT 2")];
     let v = json(&analyze(&dir, &events, ""));
     let rows = v["green_summary"]["regions"].as_array().unwrap();
     let mars = rows.iter().find(|r| r["region"] == "mars-north-1").unwrap();
@@ -113,8 +103,7 @@ fn user_profiles_and_calibration_apply_and_broken_files_name_file_and_line() {
     )
     .unwrap();
     let events = vec![event(0, Some("moon-1"), "SELECT 1")];
-    let cfg =
-        "[green]\nhourly_profiles_file = \"profiles.json\"\ncalibration_file = \"cal.toml\"\n";
+    let cfg = "[green]\nhourly_profiles_file = \"profiles.json\"\ncalibration_file = \"cal.toml\"\n";
     let v = json(&analyze(&dir, &events, cfg));
     let g = &v["green_summary"];
     // Out of table but with a user profile: PUE 1.2, the 09:00 UTC value.
@@ -133,11 +122,7 @@ fn user_profiles_and_calibration_apply_and_broken_files_name_file_and_line() {
     .unwrap();
     let out = analyze(&dir, &events, cfg);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("profiles.json:2:"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("profiles.json:2:"), "{}", stderr(&out));
 
     std::fs::write(
         dir.join("profiles.json"),

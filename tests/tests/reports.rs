@@ -13,8 +13,7 @@ fn ci_gate_on_demo_and_clean_matches_the_reference() {
     assert_eq!(out.status.code(), Some(1));
     let got = json(&out)["quality_gate"].clone();
     let want: Value = serde_json::from_str(
-        &std::fs::read_to_string(perf_sentinel_tests::shared().join("fixtures/expected/demo.json"))
-            .unwrap(),
+        &std::fs::read_to_string(perf_sentinel_tests::shared().join("fixtures/expected/demo.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(got, want["quality_gate"]);
@@ -61,22 +60,14 @@ fn acknowledging_the_critical_n_plus_one_passes_the_gate_unless_expired() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        run_in(
-            Some(dir.path()),
-            &["analyze", "--ci", "--input", &demo()],
-            None
-        )
-        .status
-        .code(),
+        run_in(Some(dir.path()), &["analyze", "--ci", "--input", &demo()], None)
+            .status
+            .code(),
         Some(1)
     );
 
     ack_file(&dir, &sig, None);
-    let out = run_in(
-        Some(dir.path()),
-        &["analyze", "--ci", "--input", &demo()],
-        None,
-    );
+    let out = run_in(Some(dir.path()), &["analyze", "--ci", "--input", &demo()], None);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["findings"].as_array().unwrap().len(), 9);
@@ -98,23 +89,13 @@ fn acknowledging_the_critical_n_plus_one_passes_the_gate_unless_expired() {
     // --no-acknowledgments restores the failure.
     let out = run_in(
         Some(dir.path()),
-        &[
-            "analyze",
-            "--ci",
-            "--no-acknowledgments",
-            "--input",
-            &demo(),
-        ],
+        &["analyze", "--ci", "--no-acknowledgments", "--input", &demo()],
         None,
     );
     assert_eq!(out.status.code(), Some(1));
 
     ack_file(&dir, &sig, Some("2020-01-31"));
-    let out = run_in(
-        Some(dir.path()),
-        &["analyze", "--ci", "--input", &demo()],
-        None,
-    );
+    let out = run_in(Some(dir.path()), &["analyze", "--ci", "--input", &demo()], None);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -150,11 +131,7 @@ fn shuffled_events_change_no_byte() {
         shuffled.extend(a.get(i).cloned());
     }
     std::fs::write(dir.join("orig.json"), &text).unwrap();
-    std::fs::write(
-        dir.join("shuffled.json"),
-        serde_json::to_string(&shuffled).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("shuffled.json"), serde_json::to_string(&shuffled).unwrap()).unwrap();
     for format in ["json", "sarif"] {
         let x = run_in(
             Some(dir.path()),
@@ -188,13 +165,7 @@ fn diff_demo_against_clean_lists_ten_resolved_findings() {
     assert_eq!(v["new_findings"].as_array().unwrap().len(), 0);
     assert!(v["severity_changes"].as_array().unwrap().is_empty());
     assert!(!v["endpoint_metric_deltas"].as_array().unwrap().is_empty());
-    let text = stdout(&run(&[
-        "diff",
-        "--before",
-        &demo(),
-        "--after",
-        clean.to_str().unwrap(),
-    ]));
+    let text = stdout(&run(&["diff", "--before", &demo(), "--after", clean.to_str().unwrap()]));
     assert!(text.contains("10 resolved"), "{text}");
     // The reverse direction: ten new findings, as SARIF.
     let out = run(&[
@@ -206,10 +177,7 @@ fn diff_demo_against_clean_lists_ten_resolved_findings() {
         "--format",
         "sarif",
     ]);
-    assert_eq!(
-        json(&out)["runs"][0]["results"].as_array().unwrap().len(),
-        10
-    );
+    assert_eq!(json(&out)["runs"][0]["results"].as_array().unwrap().len(), 10);
 }
 
 #[test]

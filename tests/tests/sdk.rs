@@ -14,12 +14,7 @@ fn analyze(dir: &TempDir, file: &str) -> Value {
         &["analyze", "--input", file, "--format", "json"],
         None,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        perf_sentinel_tests::stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", perf_sentinel_tests::stderr(&out));
     json(&out)
 }
 
@@ -69,26 +64,16 @@ fn javascript_sdk_otlp_json_gives_the_n_plus_one() {
     assert!(body.contains("\"resourceSpans\""), "not OTLP/JSON: {body}");
     let report = analyze(&dir, out_file.to_str().unwrap());
     let n1 = of_type(&report, "n_plus_one_sql");
-    assert_eq!(
-        report["findings"].as_array().unwrap().len(),
-        1,
-        "{report:#}"
-    );
+    assert_eq!(report["findings"].as_array().unwrap().len(), 1, "{report:#}");
     assert_eq!(n1.len(), 1);
     let f = n1[0];
     assert_eq!(f["severity"], "warning");
     assert_eq!(f["service"], "order-svc");
     assert_eq!(f["source_endpoint"], "POST /api/orders/{id}/submit");
-    assert_eq!(
-        f["pattern"]["template"],
-        "SELECT * FROM order_item WHERE order_id = ?"
-    );
+    assert_eq!(f["pattern"]["template"], "SELECT * FROM order_item WHERE order_id = ?");
     assert_eq!(f["pattern"]["occurrences"], 6);
     assert_eq!(f["pattern"]["distinct_params"], 6);
-    assert_eq!(
-        f["code_location"]["namespace"],
-        "com.example.OrderItemRepository"
-    );
+    assert_eq!(f["code_location"]["namespace"], "com.example.OrderItemRepository");
     assert_eq!(f["code_location"]["lineno"], 42);
     assert_eq!(report["analysis"]["spans_without_io_attributes"], 1);
 }
@@ -105,10 +90,7 @@ fn check_sqlite_loop(report: &Value, distinct: u64, method: Option<&str>) {
     assert_eq!(f["pattern"]["distinct_params"], distinct);
     assert_eq!(f["severity"], "critical");
     assert_eq!(f["source_endpoint"], "/orders");
-    assert_eq!(
-        f.get("classification_method").and_then(Value::as_str),
-        method
-    );
+    assert_eq!(f.get("classification_method").and_then(Value::as_str), method);
     // 17 strictly sequential sub-millisecond queries are not a saturated pool.
     assert!(of_type(report, "pool_saturation").is_empty(), "{report:#}");
     // The three identical settings lookups are redundant, not an N+1.

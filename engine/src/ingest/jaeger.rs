@@ -79,12 +79,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Ingested, serde_json::Error> {
                 spans_read: 1,
                 spans_without_io_attributes: 0,
             });
-            let get = |k: &str| {
-                span.tags
-                    .iter()
-                    .find(|t| t.key == k)
-                    .map(|t| tag_text(&t.value))
-            };
+            let get = |k: &str| span.tags.iter().find(|t| t.key == k).map(|t| tag_text(&t.value));
             let view = TagView { get: &get };
             let service = trace
                 .processes

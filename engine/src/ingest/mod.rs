@@ -117,11 +117,7 @@ impl IngestError {
         IngestError::new(
             origin,
             Some(format!("line {}, column {}", e.line(), e.column())),
-            format!(
-                "invalid {} input: {what}; expected {}",
-                format.name(),
-                expected(format)
-            ),
+            format!("invalid {} input: {what}; expected {}", format.name(), expected(format)),
         )
     }
 }
@@ -131,9 +127,7 @@ fn expected(format: Format) -> &'static str {
         Format::Native => {
             "a JSON array of span events with timestamp, trace_id, span_id, service, type (\"sql\" or \"http_out\"), operation, target, duration_us and source {endpoint, method}"
         }
-        Format::Jaeger => {
-            "a Jaeger export: {\"data\": [{\"traceID\", \"spans\": [...], \"processes\": {...}}]}"
-        }
+        Format::Jaeger => "a Jaeger export: {\"data\": [{\"traceID\", \"spans\": [...], \"processes\": {...}}]}",
         Format::Zipkin => "a Zipkin v2 array of spans with traceId, id and string-valued tags",
         Format::OtlpJson => "an OTLP/JSON ExportTraceServiceRequest: {\"resourceSpans\": [...]}",
         Format::OtlpProtobuf => "an OTLP protobuf ExportTraceServiceRequest",
@@ -146,10 +140,7 @@ pub fn read_input(path: Option<&Path>, max_bytes: u64) -> Result<Vec<u8>, Ingest
     let mut buf = Vec::new();
     let res = match path {
         Some(p) => std::fs::File::open(p).and_then(|f| f.take(max_bytes + 1).read_to_end(&mut buf)),
-        None => std::io::stdin()
-            .lock()
-            .take(max_bytes + 1)
-            .read_to_end(&mut buf),
+        None => std::io::stdin().lock().take(max_bytes + 1).read_to_end(&mut buf),
     };
     if let Err(e) = res {
         return Err(IngestError::new(&origin, None, format!("cannot read: {e}")));
@@ -256,9 +247,7 @@ fn check_depth(bytes: &[u8], origin: &str) -> Result<(), IngestError> {
                     return Err(IngestError::new(
                         origin,
                         Some(format!("line {line}, byte {i}")),
-                        format!(
-                            "JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"
-                        ),
+                        format!("JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"),
                     ));
                 }
             }
@@ -293,9 +282,7 @@ fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, Inges
             check_depth(body, origin)?;
             if std::str::from_utf8(body).is_err() {
                 // serde_json reports bad UTF-8 only inside strings; say where it is.
-                let valid = std::str::from_utf8(body)
-                    .err()
-                    .map_or(0, |e| e.valid_up_to());
+                let valid = std::str::from_utf8(body).err().map_or(0, |e| e.valid_up_to());
                 let line = 1 + body[..valid].iter().filter(|&&b| b == b'\n').count();
                 return Err(IngestError::new(
                     origin,
@@ -305,8 +292,8 @@ fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, Inges
             }
             match json_format {
                 Format::Native => {
-                    let events: Vec<SpanEvent> = serde_json::from_slice(body)
-                        .map_err(|e| IngestError::json(origin, Format::Native, &e))?;
+                    let events: Vec<SpanEvent> =
+                        serde_json::from_slice(body).map_err(|e| IngestError::json(origin, Format::Native, &e))?;
                     let n = events.len() as u64;
                     Ingested {
                         events,
@@ -316,12 +303,9 @@ fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, Inges
                         },
                     }
                 }
-                Format::Jaeger => jaeger::parse(body)
-                    .map_err(|e| IngestError::json(origin, Format::Jaeger, &e))?,
-                Format::Zipkin => zipkin::parse(body)
-                    .map_err(|e| IngestError::json(origin, Format::Zipkin, &e))?,
-                _ => otlp::parse_json(body)
-                    .map_err(|e| IngestError::json(origin, Format::OtlpJson, &e))?,
+                Format::Jaeger => jaeger::parse(body).map_err(|e| IngestError::json(origin, Format::Jaeger, &e))?,
+                Format::Zipkin => zipkin::parse(body).map_err(|e| IngestError::json(origin, Format::Zipkin, &e))?,
+                _ => otlp::parse_json(body).map_err(|e| IngestError::json(origin, Format::OtlpJson, &e))?,
             }
         }
     })
@@ -346,9 +330,7 @@ impl TagView<'_> {
             (EventKind::HttpOut, self.first(&["http.url", "url.full"])?)
         };
         let operation = match kind {
-            EventKind::Sql => self
-                .first(&["db.system"])
-                .unwrap_or_else(|| "unknown".into()),
+            EventKind::Sql => self.first(&["db.system"]).unwrap_or_else(|| "unknown".into()),
             EventKind::HttpOut => self
                 .first(&["http.method", "http.request.method"])
                 .unwrap_or_else(|| "GET".into()),
@@ -374,9 +356,7 @@ impl TagView<'_> {
             target,
             duration_us: span.duration_us,
             source: EventSource {
-                endpoint: self
-                    .first(&["http.route", "http.target"])
-                    .unwrap_or_default(),
+                endpoint: self.first(&["http.route", "http.target"]).unwrap_or_default(),
                 method: self.first(&["code.function"]).unwrap_or(span.name),
             },
             status_code,
@@ -415,14 +395,8 @@ mod tests {
             sniff(br#"[{"traceId":"a","localEndpoint":{}}]"#, o).unwrap(),
             Format::Zipkin
         );
-        assert_eq!(
-            sniff(br#"{"data":[{"spans":[]}]}"#, o).unwrap(),
-            Format::Jaeger
-        );
-        assert_eq!(
-            sniff(br#"{"resourceSpans":[]}"#, o).unwrap(),
-            Format::OtlpJson
-        );
+        assert_eq!(sniff(br#"{"data":[{"spans":[]}]}"#, o).unwrap(), Format::Jaeger);
+        assert_eq!(sniff(br#"{"resourceSpans":[]}"#, o).unwrap(), Format::OtlpJson);
         assert_eq!(sniff(b"\x0a\x00", o).unwrap(), Format::OtlpProtobuf);
         assert!(sniff(b"", o).is_err());
         assert!(sniff(b"\x00\x01", o).is_err());
@@ -435,27 +409,17 @@ mod tests {
         assert!(check_depth(deep.as_bytes(), "t").is_err());
         let ok = "[".repeat(32) + &"]".repeat(32);
         assert!(check_depth(ok.as_bytes(), "t").is_ok());
-        assert!(
-            check_depth(
-                br#"["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]"#,
-                "t"
-            )
-            .is_ok()
-        );
+        assert!(check_depth(br#"["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]"#, "t").is_ok());
     }
 
     #[test]
     fn errors_name_origin_and_position() {
-        let e = parse(b"[{\"timestamp\": 3}]", "f.json")
-            .unwrap_err()
-            .to_string();
+        let e = parse(b"[{\"timestamp\": 3}]", "f.json").unwrap_err().to_string();
         assert!(
             e.starts_with("f.json: line 1, column 16: invalid native event array input"),
             "{e}"
         );
-        let e = parse(b"[{\"timestamp\": \"x\"", "f.json")
-            .unwrap_err()
-            .to_string();
+        let e = parse(b"[{\"timestamp\": \"x\"", "f.json").unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");
     }
 }

@@ -118,19 +118,12 @@ fn code_of(attrs: &[KeyValue]) -> Option<Code> {
     }
     let new_name = str_attr(attrs, "code.function.name");
     Some(Code {
-        function: new_name
-            .or_else(|| str_attr(attrs, "code.function"))
-            .map(str::to_owned),
+        function: new_name.or_else(|| str_attr(attrs, "code.function")).map(str::to_owned),
         filepath: first_str(attrs, &["code.file.path", "code.filepath"]).map(str::to_owned),
-        lineno: first_int(attrs, &["code.line.number", "code.lineno"])
-            .and_then(|l| u32::try_from(l).ok()),
+        lineno: first_int(attrs, &["code.line.number", "code.lineno"]).and_then(|l| u32::try_from(l).ok()),
         namespace: str_attr(attrs, "code.namespace")
             .map(str::to_owned)
-            .or_else(|| {
-                new_name
-                    .and_then(|n| n.rsplit_once('.'))
-                    .map(|(ns, _)| ns.to_owned())
-            }),
+            .or_else(|| new_name.and_then(|n| n.rsplit_once('.')).map(|(ns, _)| ns.to_owned())),
     })
 }
 
@@ -181,10 +174,7 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
         }
         let &(si, pi) = index.get(id)?;
         let ss = &rs.scope_spans[si];
-        Some((
-            ss.scope.as_ref().map_or("", |s| s.name.as_str()),
-            &ss.spans[pi],
-        ))
+        Some((ss.scope.as_ref().map_or("", |s| s.name.as_str()), &ss.spans[pi]))
     };
 
     for ss in &rs.scope_spans {
@@ -192,8 +182,7 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
         for sp in &ss.spans {
             out.stats.spans_read += 1;
             let a = &sp.attributes;
-            let (kind, target) = if let Some(sql) = first_str(a, &["db.statement", "db.query.text"])
-            {
+            let (kind, target) = if let Some(sql) = first_str(a, &["db.statement", "db.query.text"]) {
                 (EventKind::Sql, sql)
             } else if let Some(url) = first_str(a, &["http.url", "url.full"]) {
                 (EventKind::HttpOut, url)
@@ -203,9 +192,7 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
             };
             let parent = lookup(&sp.parent_span_id);
             let endpoint = parent
-                .and_then(|(_, p)| {
-                    first_str(&p.attributes, &["http.route", "http.url", "url.full"])
-                })
+                .and_then(|(_, p)| first_str(&p.attributes, &["http.route", "http.url", "url.full"]))
                 .unwrap_or("unknown");
             let method = match parent {
                 Some((_, p)) => str_attr(&p.attributes, "code.function").unwrap_or(&p.name),
@@ -235,27 +222,17 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
                 namespace: None,
             });
             let start = i64::try_from(sp.start_time_unix_nano).unwrap_or(i64::MAX);
-            let duration_us = sp
-                .end_time_unix_nano
-                .saturating_sub(sp.start_time_unix_nano)
-                / 1000;
+            let duration_us = sp.end_time_unix_nano.saturating_sub(sp.start_time_unix_nano) / 1000;
             let (operation, status_code, response_size_bytes) = match kind {
-                EventKind::Sql => (
-                    str_attr(a, "db.system").unwrap_or("sql").to_owned(),
-                    None,
-                    None,
-                ),
+                EventKind::Sql => (str_attr(a, "db.system").unwrap_or("sql").to_owned(), None, None),
                 EventKind::HttpOut => (
                     first_str(a, &["http.method", "http.request.method"])
                         .unwrap_or("GET")
                         .to_owned(),
                     first_int(a, &["http.status_code", "http.response.status_code"])
                         .and_then(|s| u16::try_from(s).ok()),
-                    first_int(
-                        a,
-                        &["http.response.body.size", "http.response_content_length"],
-                    )
-                    .and_then(|s| u64::try_from(s).ok()),
+                    first_int(a, &["http.response.body.size", "http.response_content_length"])
+                        .and_then(|s| u64::try_from(s).ok()),
                 ),
             };
             out.events.push(SpanEvent {
@@ -264,9 +241,7 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
                 span_id: hex(&sp.span_id),
                 parent_span_id: (!sp.parent_span_id.is_empty()).then(|| hex(&sp.parent_span_id)),
                 service: service.to_owned(),
-                cloud_region: res_region
-                    .or_else(|| str_attr(a, "cloud.region"))
-                    .map(str::to_owned),
+                cloud_region: res_region.or_else(|| str_attr(a, "cloud.region")).map(str::to_owned),
                 kind,
                 operation,
                 target: target.to_owned(),

@@ -112,13 +112,8 @@ pub fn normalize_sql(sql: &str, params: &mut impl ParamSink) -> String {
         }
     }
     // Only ASCII bytes were replaced, and only by ASCII: `out` stays UTF-8.
-    let template = String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    if saw_in {
-        collapse_in_lists(&template)
-    } else {
-        template
-    }
+    let template = String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    if saw_in { collapse_in_lists(&template) } else { template }
 }
 
 fn cut(s: &str, max: usize) -> &str {
@@ -239,11 +234,7 @@ mod tests {
                 "SELECT * FROM t WHERE id = $? LIMIT ?",
                 &["10"],
             ),
-            (
-                "SELECT * FROM t WHERE id = ?",
-                "SELECT * FROM t WHERE id = ?",
-                &[],
-            ),
+            ("SELECT * FROM t WHERE id = ?", "SELECT * FROM t WHERE id = ?", &[]),
             ("SELECT   1", "SELECT   ?", &["1"]),
         ];
         for (input, template, params) in cases {
@@ -260,10 +251,7 @@ mod tests {
             ("SELECT ?, ?".into(), vec!["a'b".into(), "1".into()])
         );
         assert_eq!(norm("SELECT $12, $abc"), ("SELECT $?, $abc".into(), vec![]));
-        assert_eq!(
-            norm("SELECT $t$open"),
-            ("SELECT ?".into(), vec!["open".into()])
-        );
+        assert_eq!(norm("SELECT $t$open"), ("SELECT ?".into(), vec!["open".into()]));
     }
 
     #[test]
@@ -271,10 +259,7 @@ mod tests {
         assert_eq!(norm("x = 'open").0, "x = ?");
         assert_eq!(norm("a = -5").1, vec!["5"]);
         assert_eq!(norm("t1 = 0x1F").0, "t1 = ?x1F");
-        assert_eq!(
-            norm("v = 1.2.3"),
-            ("v = ?.?".into(), vec!["1.2".into(), "3".into()])
-        );
+        assert_eq!(norm("v = 1.2.3"), ("v = ?.?".into(), vec!["1.2".into(), "3".into()]));
         assert_eq!(norm("SELECT \"a 1").0, "SELECT \"a 1");
         // The IN gate opens the regex for MIN(...) too.
         assert_eq!(
