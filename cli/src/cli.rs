@@ -35,6 +35,9 @@ key, its default and its range: `perf-sentinel rules` and docs/CONFIGURATION.md.
 pub enum Command {
     /// Analyze a trace file and report anti-patterns (the CI quality gate)
     Analyze(AnalyzeArgs),
+    /// Run the streaming daemon: OTLP in (gRPC and HTTP), findings out
+    #[command(long_about = WATCH_LONG_ABOUT)]
+    Watch(WatchArgs),
     /// Analyze the bundled demo traces (no files needed)
     Demo(DemoArgs),
     /// Show one trace as a span tree with its findings
@@ -121,6 +124,47 @@ pub struct ExplainArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
+}
+
+const WATCH_LONG_ABOUT: &str = "Run the streaming daemon: OTLP in (gRPC and HTTP), findings out
+
+Receives spans over OTLP/gRPC (listen_port_grpc, 4317), OTLP/HTTP
+(POST /v1/traces on listen_port_http, 4318; protobuf or JSON, gzip or not)
+and the JSON socket; keeps each trace until no span arrived for trace_ttl_ms;
+analyzes completed traces on one ordered worker; prints each finding as one
+JSON line on stdout and serves /metrics, /health and the query API (/api/*).
+
+All runtime tuning lives in [daemon] of .perf-sentinel.toml, except the three
+listen overrides below:
+
+  listeners         listen_address, listen_port_http, listen_port_grpc,
+                    json_socket, tls_cert_path, tls_key_path
+  window, memory    max_active_traces, trace_ttl_ms, max_events_per_trace,
+                    max_payload_size, max_retained_findings
+  bounded queues    ingest_queue_capacity (1024; senders wait when full),
+  (backpressure)    analysis_queue_capacity (1024; a full queue sheds whole
+                    batches, counted in perf_sentinel_analysis_shed_*)
+  behaviour         sampling_rate, environment, api_enabled
+  sub-sections      [daemon.correlation], [daemon.ack], [daemon.cors],
+                    [daemon.archive]
+
+SIGINT or SIGTERM drains: accepted spans are analyzed before exit 0. A dead
+analysis worker exits 1 at once so that a supervisor restarts the daemon.";
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Config file (default: ./.perf-sentinel.toml when present)
+    #[arg(short, long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Overrides [daemon] listen_address
+    #[arg(long, value_name = "ADDR")]
+    pub listen_address: Option<String>,
+    /// Overrides [daemon] listen_port_http (0 picks a free port)
+    #[arg(long, value_name = "PORT")]
+    pub listen_port_http: Option<u16>,
+    /// Overrides [daemon] listen_port_grpc (0 picks a free port)
+    #[arg(long, value_name = "PORT")]
+    pub listen_port_grpc: Option<u16>,
 }
 
 #[derive(Args, Debug)]

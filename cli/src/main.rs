@@ -95,6 +95,47 @@ fn load_acks(args: &cli::AckArgs) -> Result<Option<Acknowledgments>> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// `perf-sentinel watch`: config errors exit 2, daemon failures 1.
+fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
+    use perf_sentinel_engine::daemon::{self, settings::DaemonSettings};
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    let mut config = load_config(w.config.as_deref())?;
+    let overrides = [
+        ("listen_address", w.listen_address.map(Value::Str)),
+        ("listen_port_http", w.listen_port_http.map(|p| Value::Int(i64::from(p)))),
+        ("listen_port_grpc", w.listen_port_grpc.map(|p| Value::Int(i64::from(p)))),
+    ];
+    for (key, value) in overrides {
+        if let Some(v) = value {
+            config
+                .override_value("daemon", key, v)
+                .map_err(|e| anyhow::anyhow!("--{}: {e}", key.replace('_', "-")))?;
+        }
+    }
+    let settings = DaemonSettings::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let engine = std::sync::Arc::new(Engine::new(config)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let result = runtime.block_on(daemon::run(engine, settings, daemon::shutdown_signal(), |_| {}));
+    // Leave blocked stdin readers and the like behind without waiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Daemon error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn max_payload(config: &Config) -> u64 {
     match config.get("daemon", "max_payload_size") {
         Some(Value::Int(n)) => u64::try_from(n).unwrap_or(ingest::DEFAULT_MAX_PAYLOAD),
@@ -151,6 +192,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Watch(w) => watch(w),
         Command::Demo(d) => {
             let mut config = load_config(d.config.as_deref())?;
             if config.get("green", "default_region").is_none()
@@ -192,7 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             // Per-trace detectors only: the cross-trace pass needs a batch.
             let analysis = engine.analyze(std::slice::from_ref(trace), perf_sentinel_engine::Confidence::CiBatch);
-            let explanation = perf_sentinel_engine::explain::explain(trace, analysis.findings);
+            let explanation = perf_sentinel_engine::explain::explain(trace, &analysis.findings);
             match e.format {
                 cli::ListFormat::Json => out(&explanation.to_json())?,
                 cli::ListFormat::Text => out(&explanation.to_text())?,

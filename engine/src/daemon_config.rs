@@ -19,18 +19,18 @@ pub const TUNABLES: &[Tunable] = &[
     Tunable {
         section: "daemon",
         key: "listen_port_http",
-        kind: Kind::Int { min: 1, max: 65_535 },
+        kind: Kind::Int { min: 0, max: 65_535 },
         default: DefaultValue::Int(4318),
         advised: None,
-        doc: "Port of the OTLP/HTTP receiver (POST /v1/traces), the query API, /metrics and /health.",
+        doc: "Port of the OTLP/HTTP receiver (POST /v1/traces), the query API, /metrics and /health; 0 lets the system pick a free one (the bound address is logged).",
     },
     Tunable {
         section: "daemon",
         key: "listen_port_grpc",
-        kind: Kind::Int { min: 1, max: 65_535 },
+        kind: Kind::Int { min: 0, max: 65_535 },
         default: DefaultValue::Int(4317),
         advised: None,
-        doc: "Port of the OTLP/gRPC receiver.",
+        doc: "Port of the OTLP/gRPC receiver; 0 lets the system pick a free one (the bound address is logged).",
     },
     Tunable {
         section: "daemon",

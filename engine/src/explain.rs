@@ -1,120 +1,145 @@
 //! `explain`: one trace as a span tree, with findings anchored on their spans.
+//!
+//! The JSON shape is the reference's (`GET /api/explain/{trace_id}`):
+//! `{trace_id, trace_level_findings?, roots: [node]}`, a node being
+//! `{span_id, parent_span_id, service, template, operation, duration_us,
+//! timestamp, children, findings?}`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::finding::Finding;
+use crate::finding::{CodeLocation, Finding, Severity, SuggestedFix};
 use crate::render::clean;
 use crate::trace::Trace;
 
-/// A span and its children.
+/// A finding as shown inside the tree.
 #[derive(Debug, Clone, Serialize)]
-pub struct Node {
-    pub span_id: String,
-    pub service: String,
+pub struct InlineFinding {
     #[serde(rename = "type")]
-    pub kind: String,
-    pub template: String,
-    pub timestamp: String,
-    pub duration_us: u64,
-    /// Finding types anchored on this span, in report order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<Node>,
+    pub finding_type: String,
+    pub severity: Severity,
+    pub occurrences: u64,
+    pub suggestion: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested_fix: Option<SuggestedFix>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_location: Option<CodeLocation>,
 }
 
-/// Spans whose parent is not in the trace, grouped under that parent id.
+impl From<&Finding> for InlineFinding {
+    fn from(f: &Finding) -> Self {
+        InlineFinding {
+            finding_type: f.finding_type.clone(),
+            severity: f.severity,
+            occurrences: f.pattern.occurrences,
+            suggestion: f.suggestion.clone(),
+            suggested_fix: f.suggested_fix.clone(),
+            code_location: f.code_location.clone(),
+        }
+    }
+}
+
+/// A span and its children.
 #[derive(Debug, Clone, Serialize)]
-pub struct Root {
-    /// `None` for spans without a parent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub missing_parent: Option<String>,
-    pub spans: Vec<Node>,
+pub struct SpanNode {
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub service: String,
+    pub template: String,
+    pub operation: String,
+    pub duration_us: u64,
+    pub timestamp: String,
+    pub children: Vec<SpanNode>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<InlineFinding>,
 }
 
 /// The explanation of one trace.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     pub trace_id: String,
-    /// Findings not tied to particular spans (or tied to many): chatty
-    /// service, pool saturation, fanout.
-    pub trace_findings: Vec<Finding>,
-    pub roots: Vec<Root>,
-    /// Every finding of the trace, sorted as in reports.
-    pub findings: Vec<Finding>,
+    /// Findings about the trace as a whole (chatty service, pool saturation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_level_findings: Vec<InlineFinding>,
+    /// Spans whose parent is not in the trace, with their descendants.
+    pub roots: Vec<SpanNode>,
 }
+
+/// Deepest tree rendered; deeper spans are cut (a parent cycle cannot loop).
+const MAX_DEPTH: usize = 256;
 
 fn is_trace_level(f: &Finding) -> bool {
     f.trace_level || f.span_ids.is_empty()
 }
 
 /// Builds the span tree of `trace` and anchors `findings` on it.
-pub fn explain(trace: &Trace, findings: Vec<Finding>) -> Explanation {
+pub fn explain(trace: &Trace, findings: &[Finding]) -> Explanation {
     let present: BTreeSet<&str> = trace.spans.iter().map(|s| s.event.span_id.as_str()).collect();
-    let mut anchored: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut anchored: BTreeMap<&str, Vec<InlineFinding>> = BTreeMap::new();
     for f in findings.iter().filter(|f| !is_trace_level(f)) {
-        for id in &f.span_ids {
-            anchored.entry(id.as_str()).or_default().push(f.finding_type.clone());
+        // A finding shows on the first of its spans; the rest carry no copy.
+        if let Some(first) = f.span_ids.first() {
+            anchored.entry(first.as_str()).or_default().push(f.into());
         }
     }
     let mut children: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut roots: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+    let mut roots: Vec<usize> = Vec::new();
     for (i, s) in trace.spans.iter().enumerate() {
         match s.event.parent_span_id.as_deref() {
             Some(p) if present.contains(p) && p != s.event.span_id => children.entry(p).or_default().push(i),
-            other => roots.entry(other).or_default().push(i),
+            _ => roots.push(i),
         }
     }
-    fn build(
-        trace: &Trace,
-        i: usize,
-        children: &BTreeMap<&str, Vec<usize>>,
-        anchored: &BTreeMap<&str, Vec<String>>,
-        depth: usize,
-    ) -> Node {
-        let s = &trace.spans[i];
+    struct Ctx<'a> {
+        trace: &'a Trace,
+        children: BTreeMap<&'a str, Vec<usize>>,
+        anchored: BTreeMap<&'a str, Vec<InlineFinding>>,
+        seen: BTreeSet<usize>,
+    }
+    fn build(ctx: &mut Ctx<'_>, i: usize, depth: usize) -> SpanNode {
+        ctx.seen.insert(i);
+        let s = &ctx.trace.spans[i];
         let id = s.event.span_id.as_str();
-        let kids = if depth < 64 {
-            children.get(id).map_or_else(Vec::new, |k| {
-                k.iter()
-                    .map(|&c| build(trace, c, children, anchored, depth + 1))
-                    .collect()
-            })
+        let kids: Vec<usize> = ctx.children.get(id).cloned().unwrap_or_default();
+        let children = if depth < MAX_DEPTH {
+            kids.into_iter()
+                .filter(|k| !ctx.seen.contains(k))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|k| build(ctx, k, depth + 1))
+                .collect()
         } else {
             Vec::new()
         };
-        let mut findings = anchored.get(id).cloned().unwrap_or_default();
-        findings.dedup();
-        Node {
+        SpanNode {
             span_id: id.to_owned(),
+            parent_span_id: s.event.parent_span_id.clone(),
             service: s.event.service.clone(),
-            kind: s.event.kind.as_str().to_owned(),
             template: s.template.to_string(),
-            timestamp: s.event.timestamp.clone(),
+            operation: s.event.operation.clone(),
             duration_us: s.event.duration_us,
-            findings,
-            children: kids,
+            timestamp: s.event.timestamp.clone(),
+            children,
+            findings: ctx.anchored.remove(id).unwrap_or_default(),
         }
     }
-    let roots = roots
-        .into_iter()
-        .map(|(parent, idx)| Root {
-            missing_parent: parent.map(str::to_owned),
-            spans: idx
-                .into_iter()
-                .map(|i| build(trace, i, &children, &anchored, 0))
-                .collect(),
-        })
-        .collect();
-    let trace_findings = findings.iter().filter(|f| is_trace_level(f)).cloned().collect();
+    let mut ctx = Ctx {
+        trace,
+        children,
+        anchored,
+        seen: BTreeSet::new(),
+    };
+    let roots = roots.into_iter().map(|i| build(&mut ctx, i, 0)).collect();
     Explanation {
         trace_id: trace.trace_id.clone(),
-        trace_findings,
+        trace_level_findings: findings
+            .iter()
+            .filter(|f| is_trace_level(f))
+            .map(InlineFinding::from)
+            .collect(),
         roots,
-        findings,
     }
 }
 
@@ -123,64 +148,50 @@ impl Explanation {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
-    /// The tree as indented text, findings in brackets after their spans.
+    /// The tree as indented text, findings after their spans.
     pub fn to_text(&self) -> String {
         let mut o = format!("Trace {}\n", clean(&self.trace_id));
-        for f in &self.trace_findings {
+        for f in &self.trace_level_findings {
             let _ = writeln!(
                 o,
-                "  ! [{}] {} on {}: {} (x{})",
+                "  ! [{}] {} (x{}): {}",
                 f.severity.as_str(),
                 f.finding_type,
-                clean(&f.service),
-                clean(&f.pattern.template),
-                f.pattern.occurrences
+                f.occurrences,
+                clean(&f.suggestion)
             );
         }
-        fn node(o: &mut String, n: &Node, depth: usize) {
-            let mark = if n.findings.is_empty() {
-                String::new()
-            } else {
-                format!("  <- {}", n.findings.join(", "))
-            };
+        fn node(o: &mut String, n: &SpanNode, depth: usize) {
+            let pad = "  ".repeat(depth + 1);
             let _ = writeln!(
                 o,
-                "{}{} {} {:.1} ms  {}{}",
-                "  ".repeat(depth + 1),
-                n.kind,
+                "{pad}{} {:.1} ms  {}",
                 clean(&n.service),
                 n.duration_us as f64 / 1000.0,
-                clean(&n.template),
-                mark
+                clean(&n.template)
             );
+            for f in &n.findings {
+                let _ = writeln!(
+                    o,
+                    "{pad}  <- [{}] {} (x{})",
+                    f.severity.as_str(),
+                    f.finding_type,
+                    f.occurrences
+                );
+            }
             for c in &n.children {
                 node(o, c, depth + 1);
             }
         }
+        let mut last_parent: Option<&str> = None;
         for r in &self.roots {
-            match &r.missing_parent {
-                Some(p) => {
-                    let _ = writeln!(o, "  parent {} (not in the trace)", clean(p));
-                    for n in &r.spans {
-                        node(&mut o, n, 1);
-                    }
-                }
-                None => {
-                    for n in &r.spans {
-                        node(&mut o, n, 0);
-                    }
+            if let Some(p) = r.parent_span_id.as_deref() {
+                if last_parent != Some(p) {
+                    let _ = writeln!(o, "  (parent {} is not in the trace)", clean(p));
                 }
             }
-        }
-        for f in &self.findings {
-            let _ = writeln!(
-                o,
-                "\n[{}] {}: {}\n  {}",
-                f.severity.as_str(),
-                f.finding_type,
-                clean(&f.pattern.template),
-                clean(&f.suggestion)
-            );
+            last_parent = r.parent_span_id.as_deref();
+            node(&mut o, r, 0);
         }
         o
     }

@@ -33,6 +33,8 @@
 
 pub mod ack;
 pub mod config;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod daemon_config;
 pub mod diff;
 pub mod engine;

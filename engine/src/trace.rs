@@ -113,10 +113,16 @@ pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
     }
     traces.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
     for t in &mut traces {
-        t.spans.sort_by(|a, b| {
-            let key = |s: &Span| (s.event.start_unix_nanos.is_none(), s.event.start_unix_nanos);
-            key(a).cmp(&key(b)).then_with(|| a.event.span_id.cmp(&b.event.span_id))
-        });
+        order_spans(&mut t.spans);
     }
     traces
+}
+
+/// Orders a trace's spans by start instant, then span id; spans whose
+/// timestamp does not parse go last.
+pub fn order_spans(spans: &mut [Span]) {
+    spans.sort_by(|a, b| {
+        let key = |s: &Span| (s.event.start_unix_nanos.is_none(), s.event.start_unix_nanos);
+        key(a).cmp(&key(b)).then_with(|| a.event.span_id.cmp(&b.event.span_id))
+    });
 }

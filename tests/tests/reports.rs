@@ -194,16 +194,16 @@ fn explain_anchors_findings_on_spans() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["trace_id"], "trace-demo-nplus-sql");
-    let spans = v["roots"][0]["spans"].as_array().unwrap();
-    let flagged = spans
-        .iter()
-        .filter(|s| {
-            s["findings"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|x| x == "n_plus_one_sql"))
-        })
-        .count();
-    assert_eq!(flagged, 10);
+    let roots = v["roots"].as_array().unwrap();
+    let flagged: Vec<&Value> = roots.iter().filter(|s| s.get("findings").is_some()).collect();
+    assert_eq!(flagged.len(), 1, "{v:#}");
+    assert_eq!(flagged[0]["findings"][0]["type"], "n_plus_one_sql");
+    assert_eq!(flagged[0]["findings"][0]["occurrences"], 10);
+    assert!(
+        roots
+            .iter()
+            .all(|r| r["children"].is_array() && r.get("parent_span_id").is_some())
+    );
     let text = stdout(&run(&[
         "explain",
         "--input",

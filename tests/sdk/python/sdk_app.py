@@ -2,7 +2,11 @@
 OpenTelemetry Python SDK and written to a file with the SDK's own OTLP
 protobuf encoder (the bytes an OTLP exporter would send).
 
-Usage: python sdk_app.py sql|sql-params|http OUT.pb
+Usage: python sdk_app.py sql|sql-params|http OUT
+
+OUT is a file (the spans encoded with the SDK's OTLP protobuf encoder), or a
+running daemon: grpc://HOST:PORT uses the SDK's OTLP/gRPC exporter and
+http://HOST:PORT/v1/traces its OTLP/HTTP exporter.
 """
 
 import http.server
@@ -14,7 +18,12 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
 
 class Collect(SpanExporter):
@@ -90,7 +99,17 @@ def main():
     scenario, out = sys.argv[1], sys.argv[2]
     collect = Collect()
     provider = TracerProvider(resource=Resource.create({"service.name": "order-svc"}))
-    provider.add_span_processor(SimpleSpanProcessor(collect))
+    if out.startswith("grpc://"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=out[len("grpc://"):], insecure=True)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    elif out.startswith("http://"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=out)))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(collect))
     trace.set_tracer_provider(provider)
     tracer = trace.get_tracer("shop.orders")
     if scenario == "sql":
@@ -102,10 +121,13 @@ def main():
     else:
         sys.exit(f"unknown scenario {scenario}")
     provider.shutdown()
-    request = encode_spans(collect.spans)
-    with open(out, "wb") as f:
-        f.write(request.SerializeToString())
-    print(f"{len(collect.spans)} spans written to {out}")
+    if collect.spans:
+        request = encode_spans(collect.spans)
+        with open(out, "wb") as f:
+            f.write(request.SerializeToString())
+        print(f"{len(collect.spans)} spans written to {out}")
+    else:
+        print(f"spans exported to {out}")
 
 
 if __name__ == "__main__":

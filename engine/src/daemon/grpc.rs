@@ -1,0 +1,62 @@
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+use tracing::error;
+
+use super::Ingest;
+use crate::ingest::otlp;
+
+/// Concurrent streams per HTTP/2 connection.
+const MAX_STREAMS: u32 = 256;
+
+struct Service {
+    ingest: Ingest,
+}
+
+#[tonic::async_trait]
+impl TraceService for Service {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let input = otlp::convert(request.get_ref());
+        self.ingest
+            .submit(input)
+            .await
+            .map_err(|_| Status::unavailable("perf-sentinel is shutting down; retry against another instance"))?;
+        Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+/// Serves until `stop` turns true. Messages over `max_payload_size` are
+/// refused by the framework (`OUT_OF_RANGE`); gzip, deflate and zstd
+/// messages are accepted (the Collector sends gzip by default).
+pub async fn serve(listener: TcpListener, ingest: Ingest, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let settings = &ingest.shared.settings;
+    let svc = TraceServiceServer::new(Service { ingest: ingest.clone() })
+        .max_decoding_message_size(settings.max_payload)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Deflate)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder()
+        .timeout(settings.request_timeout)
+        .concurrency_limit_per_connection(MAX_STREAMS as usize)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(MAX_STREAMS)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, async move {
+            super::stopped(&mut stop).await;
+        })
+        .await;
+    if let Err(e) = result {
+        error!(error = %e, "gRPC listener failed");
+    }
+}
