@@ -51,8 +51,10 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Registers the labelled series that must exist from start-up with value 0.
+/// Installs the recorder and registers the series that must exist from
+/// start-up with value 0.
 pub fn prewarm() {
+    let _ = handle();
     for reason in REJECT_REASONS {
         counter!(OTLP_REJECTED, "reason" => *reason).increment(0);
     }
