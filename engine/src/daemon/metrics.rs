@@ -66,6 +66,53 @@ pub fn prewarm() {
     counter!(AVOIDABLE_IO_OPS).increment(0);
     gauge!(IO_WASTE_RATIO).set(0.0);
     counter!(CONNECTIONS_REFUSED).increment(0);
+    // Energy scrapers and the acknowledgment API are not part of this build;
+    // their series exist (at 0) so that dashboards built on the reference's
+    // names keep working.
+    for scraper in ["scaphandre", "kepler", "redfish"] {
+        for status in ["success", "failed"] {
+            counter!(format!("perf_sentinel_{scraper}_scrape_total"), "status" => status).increment(0);
+        }
+        let mut reasons = vec![
+            "unreachable",
+            "timeout",
+            "http_error",
+            "body_read_error",
+            "request_error",
+            "invalid_utf8",
+        ];
+        if scraper == "redfish" {
+            reasons.extend(["invalid_json", "path_missing", "invalid_value"]);
+        }
+        for reason in reasons {
+            counter!(format!("perf_sentinel_{scraper}_scrape_failed_total"), "reason" => reason).increment(0);
+        }
+    }
+    for action in ["ack", "unack"] {
+        counter!("perf_sentinel_ack_operations_total", "action" => action).increment(0);
+    }
+    for reason in [
+        "already_acked",
+        "unauthorized",
+        "no_store",
+        "invalid_signature",
+        "limit_reached",
+        "file_too_large",
+        "entry_too_large",
+        "internal_error",
+    ] {
+        counter!("perf_sentinel_ack_operations_failed_total", "action" => "ack", "reason" => reason).increment(0);
+    }
+    for reason in [
+        "not_acked",
+        "unauthorized",
+        "no_store",
+        "invalid_signature",
+        "internal_error",
+    ] {
+        counter!("perf_sentinel_ack_operations_failed_total", "action" => "unack", "reason" => reason).increment(0);
+    }
+    process_collector().describe();
     for name in [
         "perf_sentinel_scaphandre_last_scrape_age_seconds",
         "perf_sentinel_kepler_last_scrape_age_seconds",
@@ -97,9 +144,16 @@ fn publish(c: &Counts) {
     gauge!("perf_sentinel_spans_in_analysis").set(c.in_analysis as f64);
 }
 
-/// The Prometheus text exposition, with the ledger copied in consistently.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// The Prometheus text exposition, with the ledger copied in consistently
+/// and the process metrics (`process_*`) refreshed.
 pub fn render(ledger: &Ledger) -> String {
     let h = handle();
+    process_collector().collect();
     ledger.with_snapshot(|c| {
         publish(c);
         h.render()
