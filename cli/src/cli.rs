@@ -10,7 +10,7 @@ use perf_sentinel_engine::render::doc_text;
 
 /// Lightweight polyglot performance anti-pattern detector
 #[derive(Parser, Debug)]
-#[command(name = "perf-sentinel", version, about, long_about = ROOT_LONG_ABOUT)]
+#[command(name = "perf-sentinel", version, about = "Lightweight polyglot performance anti-pattern detector", long_about = ROOT_LONG_ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -44,11 +44,43 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Compare two trace files: new, resolved and changed findings
     Diff(DiffArgs),
+    /// Time the analysis pipeline on a trace file
+    Bench(BenchArgs),
     /// List every registered detector and scorer with its tunables
     #[command(alias = "detectors")]
     Rules(RulesArgs),
     /// Print the documentation of one detector or scorer
     ExplainRule(ExplainRuleArgs),
+    /// Print the shell completion script
+    Completions(CompletionsArgs),
+    /// Write the manual: one page per subcommand
+    Man(ManArgs),
+    /// Print the configuration reference (every key, its default and range) as Markdown
+    ConfigReference,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Trace file (stdin when omitted)
+    #[arg(short, long, value_name = "PATH")]
+    pub input: Option<PathBuf>,
+    /// Times the pipeline runs over the input
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write one roff file per page into this directory (default: all pages to stdout)
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

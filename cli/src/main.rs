@@ -9,6 +9,7 @@ extern crate perf_sentinel_detectors as _;
 extern crate perf_sentinel_scorers as _;
 
 mod cli;
+mod docs;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::FromArgMatches;
 use perf_sentinel_engine::ack::{self, Acknowledgments};
 use perf_sentinel_engine::config::{Config, ConfigError};
 use perf_sentinel_engine::registry::Value;
@@ -28,7 +29,10 @@ use cli::{Cli, Command, OutputFormat};
 const DEMO_TRACES: &str = include_str!("../../examples/demo-traces.json");
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&docs::command().get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -134,6 +138,43 @@ fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `perf-sentinel bench`: the pipeline (normalize, correlate, detect, score,
+/// report) over already-parsed events, `iterations` times.
+fn bench(engine: &Engine, events: &[perf_sentinel_engine::SpanEvent], iterations: u32) -> String {
+    let n = events.len();
+    let mut per_event_us: Vec<f64> = Vec::with_capacity(iterations as usize);
+    let total = Instant::now();
+    for _ in 0..iterations {
+        let batch = events.to_vec();
+        let t = Instant::now();
+        let report = engine.report(batch, ingest::IngestStats::default());
+        let elapsed = t.elapsed();
+        std::hint::black_box(report);
+        per_event_us.push(elapsed.as_secs_f64() * 1e6 / n as f64);
+    }
+    let total = total.elapsed();
+    per_event_us.sort_by(f64::total_cmp);
+    let pick = |p: usize| per_event_us[perf_sentinel_engine::group::rank_index(per_event_us.len(), p)];
+    let throughput = (n as f64 * f64::from(iterations)) / total.as_secs_f64().max(1e-9);
+    let v = serde_json::json!({
+        "iterations": iterations,
+        "events_per_iteration": n,
+        "throughput_events_per_sec": throughput.round(),
+        "latency_per_event_us": { "p50": pick(50), "p99": pick(99) },
+        "rss_peak_bytes": peak_rss_bytes(),
+        "total_elapsed_ms": total.as_millis() as u64,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+/// Peak resident set size (Linux `VmHWM`), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn max_payload(config: &Config) -> u64 {
@@ -267,6 +308,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
                 None => out(&text)?,
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(b) => {
+            let engine = Engine::with_defaults()?;
+            let bytes = ingest::read_input(b.input.as_deref(), ingest::DEFAULT_MAX_PAYLOAD)?;
+            let input = ingest::parse(&bytes, &ingest::origin_of(b.input.as_deref()))?;
+            drop(bytes);
+            anyhow::ensure!(
+                !input.events.is_empty(),
+                "{}: no events to benchmark",
+                ingest::origin_of(b.input.as_deref())
+            );
+            out(&bench(&engine, &input.events, b.iterations))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions(c) => {
+            let mut cmd = docs::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(c.shell, &mut cmd, "perf-sentinel", &mut buf);
+            out(&String::from_utf8_lossy(&buf))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(m) => {
+            let pages = docs::man_pages(&docs::command()).context("rendering the manual")?;
+            match m.out_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                    for (name, roff) in &pages {
+                        let path = dir.join(name);
+                        std::fs::write(&path, roff).with_context(|| format!("cannot write {}", path.display()))?;
+                    }
+                }
+                None => {
+                    let all: Vec<u8> = pages.into_iter().flat_map(|(_, r)| r).collect();
+                    out(&String::from_utf8_lossy(&all))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConfigReference => {
+            out(&docs::config_reference(&Engine::schema()?))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules(r) => {

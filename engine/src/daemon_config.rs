@@ -65,7 +65,7 @@ pub const TUNABLES: &[Tunable] = &[
         kind: Kind::Float { min: 0.0, max: 1.0 },
         default: DefaultValue::Float(1.0),
         advised: None,
-        doc: "Fraction of trace ids kept (by an FNV-1a hash of the id, so a trace is kept or dropped whole). Dropped traces are counted in perf_sentinel_sampled_out_traces_total.",
+        doc: "Fraction of trace ids kept (by an FNV-1a hash of the id, so a trace is kept or dropped whole). Spans of dropped traces are counted in perf_sentinel_spans_sampled_out_total. Count-based detectors (N+1, chatty service) see fewer traces, not smaller ones.",
     },
     Tunable {
         section: "daemon",
@@ -100,7 +100,7 @@ pub const TUNABLES: &[Tunable] = &[
         kind: Kind::Str,
         default: DefaultValue::None,
         advised: None,
-        doc: "PEM certificate for TLS on both listeners; set together with tls_key_path.",
+        doc: "PEM certificate for TLS on both listeners. Not supported by this build: setting it stops start-up with an error; terminate TLS in front of the daemon.",
     },
     Tunable {
         section: "daemon",
@@ -108,7 +108,7 @@ pub const TUNABLES: &[Tunable] = &[
         kind: Kind::Str,
         default: DefaultValue::None,
         advised: None,
-        doc: "PEM private key for TLS on both listeners; set together with tls_cert_path.",
+        doc: "PEM private key for TLS on both listeners. Not supported by this build (see tls_cert_path).",
     },
     Tunable {
         section: "daemon",
@@ -237,7 +237,7 @@ pub const TUNABLES: &[Tunable] = &[
         kind: Kind::StrList,
         default: DefaultValue::None,
         advised: None,
-        doc: "Origins allowed to call the query API from a browser; empty sends no CORS headers.",
+        doc: "Origins allowed to call the query API from a browser. Only the empty list (no CORS headers) is supported by this build.",
     },
     Tunable {
         section: "daemon.archive",
@@ -245,7 +245,7 @@ pub const TUNABLES: &[Tunable] = &[
         kind: Kind::Str,
         default: DefaultValue::None,
         advised: None,
-        doc: "Directory where analysis snapshots are archived for periodic disclosure.",
+        doc: "File where analysis snapshots are archived for periodic disclosure. Accepted and validated; not written by this build.",
     },
     Tunable {
         section: "daemon.archive",

@@ -78,7 +78,10 @@ fn javascript_sdk_otlp_json_gives_the_n_plus_one() {
     assert_eq!(report["analysis"]["spans_without_io_attributes"], 1);
 }
 
-fn check_sqlite_loop(report: &Value, distinct: u64, method: Option<&str>) {
+/// `methods`: the acceptable `classification_method` values. Without bound
+/// values the durations decide between the reference's heuristic (variance
+/// above 0.5) and `params_unknown`; both report the loop.
+fn check_sqlite_loop(report: &Value, distinct: u64, methods: &[Option<&str>]) {
     let n1 = of_type(report, "n_plus_one_sql");
     assert_eq!(n1.len(), 1, "{report:#}");
     let f = n1[0];
@@ -90,7 +93,8 @@ fn check_sqlite_loop(report: &Value, distinct: u64, method: Option<&str>) {
     assert_eq!(f["pattern"]["distinct_params"], distinct);
     assert_eq!(f["severity"], "critical");
     assert_eq!(f["source_endpoint"], "/orders");
-    assert_eq!(f.get("classification_method").and_then(Value::as_str), method);
+    let method = f.get("classification_method").and_then(Value::as_str);
+    assert!(methods.contains(&method), "classification_method {method:?}");
     // 17 strictly sequential sub-millisecond queries are not a saturated pool.
     assert!(of_type(report, "pool_saturation").is_empty(), "{report:#}");
     // The three identical settings lookups are redundant, not an N+1.
@@ -102,13 +106,17 @@ fn check_sqlite_loop(report: &Value, distinct: u64, method: Option<&str>) {
 #[test]
 fn python_sqlite_loop_without_parameter_capture_is_one_n_plus_one() {
     let dir = TempDir::new("sdk-py-sql");
-    check_sqlite_loop(&python_app(&dir, "sql"), 1, Some("params_unknown"));
+    check_sqlite_loop(
+        &python_app(&dir, "sql"),
+        1,
+        &[Some("params_unknown"), Some("sanitizer_heuristic")],
+    );
 }
 
 #[test]
 fn python_sqlite_loop_with_parameter_capture_is_one_n_plus_one() {
     let dir = TempDir::new("sdk-py-sql-params");
-    check_sqlite_loop(&python_app(&dir, "sql-params"), 12, None);
+    check_sqlite_loop(&python_app(&dir, "sql-params"), 12, &[None]);
 }
 
 #[test]
