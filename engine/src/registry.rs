@@ -297,8 +297,12 @@ inventory::collect!(ScorerDescriptor);
 /// A registry problem found at start-up.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegistryError {
-    #[error("two registered detectors or scorers use the id `{0}`")]
-    DuplicateId(&'static str),
+    #[error("two registered detectors or scorers use the id `{id}`: one from crate {first}, one from crate {second}")]
+    DuplicateId {
+        id: &'static str,
+        first: &'static str,
+        second: &'static str,
+    },
     #[error("tunable `{0}` is declared twice with different types or defaults")]
     ConflictingTunable(String),
 }
@@ -306,24 +310,30 @@ pub enum RegistryError {
 /// Every registered detector, sorted by rank then id.
 pub fn detectors() -> Result<Vec<&'static DetectorDescriptor>, RegistryError> {
     let mut all: Vec<&'static DetectorDescriptor> = inventory::iter::<DetectorDescriptor>.into_iter().collect();
-    all.sort_by_key(|d| (d.rank, d.id));
-    let mut ids: Vec<&str> = all.iter().map(|d| d.id).collect();
-    ids.sort_unstable();
-    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-        return Err(RegistryError::DuplicateId(
-            all.iter().find(|d| d.id == w[0]).map_or("", |d| d.id),
-        ));
+    all.sort_by_key(|d| (d.id, d.crate_name));
+    if let Some(w) = all.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(RegistryError::DuplicateId {
+            id: w[0].id,
+            first: w[0].crate_name,
+            second: w[1].crate_name,
+        });
     }
+    all.sort_by_key(|d| (d.rank, d.id));
     Ok(all)
 }
 
 /// Every registered scorer, sorted by rank then id.
 pub fn scorers() -> Result<Vec<&'static ScorerDescriptor>, RegistryError> {
     let mut all: Vec<&'static ScorerDescriptor> = inventory::iter::<ScorerDescriptor>.into_iter().collect();
-    all.sort_by_key(|d| (d.rank, d.id));
+    all.sort_by_key(|d| (d.id, d.crate_name));
     if let Some(w) = all.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(RegistryError::DuplicateId(w[0].id));
+        return Err(RegistryError::DuplicateId {
+            id: w[0].id,
+            first: w[0].crate_name,
+            second: w[1].crate_name,
+        });
     }
+    all.sort_by_key(|d| (d.rank, d.id));
     Ok(all)
 }
 
