@@ -197,6 +197,9 @@ pub struct WatchArgs {
     /// Overrides [daemon] listen_port_grpc (0 picks a free port)
     #[arg(long, value_name = "PORT")]
     pub listen_port_grpc: Option<u16>,
+    /// Load and validate the config (and build every detector and scorer), then exit: 0 when valid, 2 otherwise
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 #[derive(Args, Debug)]

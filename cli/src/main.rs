@@ -6,6 +6,10 @@
 
 // Link-only crates: their detectors and scorers register themselves.
 extern crate perf_sentinel_detectors as _;
+#[cfg(feature = "plugin-mn-plus-one")]
+extern crate perf_sentinel_plugin_mn_plus_one as _;
+#[cfg(feature = "plugin-tx-across-remote-call")]
+extern crate perf_sentinel_plugin_tx_across_remote_call as _;
 extern crate perf_sentinel_scorers as _;
 
 mod cli;
@@ -123,7 +127,23 @@ fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
         }
     }
     let settings = DaemonSettings::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
     let engine = std::sync::Arc::new(Engine::new(config)?);
+    if w.check_config {
+        eprintln!(
+            "{source}: valid; {} detectors, {} scorers; would listen on {}:{} (gRPC) and {}:{} (HTTP)",
+            engine.detectors().len(),
+            engine.scorers().len(),
+            settings.listen_address,
+            settings.port_grpc,
+            settings.listen_address,
+            settings.port_http
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -161,7 +161,26 @@ fn every_sarif_we_write_validates_against_the_official_schema() {
     assert_eq!(out.status.code(), Some(0));
     let log = json(&out);
     assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 10);
-    assert_eq!(log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().len(), 10);
+    let rules: Vec<&str> = log["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let registered = json(&run(&["rules", "--format", "json"]))["detectors"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(rules.len(), registered, "one rule per registered detector");
+    for id in [
+        "n_plus_one_sql",
+        "redundant_http",
+        "slow_sql",
+        "excessive_fanout",
+        "serialized_calls",
+    ] {
+        assert!(rules.contains(&id), "{id}");
+    }
     std::fs::write(dir.join("analyze.sarif"), &out.stdout).unwrap();
 
     let out = run_in(
