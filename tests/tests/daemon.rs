@@ -199,6 +199,37 @@ mod flate2_compat {
 }
 
 #[test]
+fn bad_grpc_messages_get_their_status_and_are_counted() {
+    let d = Daemon::watch("[daemon]\nmax_payload_size = 2048\njson_socket = \"\"\n");
+    let script = workspace().join("tests/sdk/python/grpc_raw.py");
+    let call = |payload: &str| -> String {
+        let out = Command::new(&sdk().python)
+            .arg(&script)
+            .arg(d.grpc.to_string())
+            .arg(payload)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(call("0affffffff0f"), "INVALID_ARGUMENT");
+    let too_large = call("@4096");
+    assert!(
+        too_large == "OUT_OF_RANGE" || too_large == "RESOURCE_EXHAUSTED",
+        "{too_large}"
+    );
+    // An empty request is valid and still answered.
+    assert_eq!(call(""), "OK");
+    assert_eq!(d.get("/health").0, 200);
+    let m = d.metrics();
+    assert_eq!(m["perf_sentinel_otlp_rejected_total{reason=\"parse_error\"}"], 1.0);
+    assert_eq!(
+        m["perf_sentinel_otlp_rejected_total{reason=\"payload_too_large\"}"],
+        1.0
+    );
+}
+
+#[test]
 fn otlp_json_and_gzip_are_accepted_over_http() {
     let d = Daemon::watch("[daemon]\ntrace_ttl_ms = 200\njson_socket = \"\"\n");
     let body = otlp_json_trace(&"cd".repeat(16), "orders", 6, 1_700_000_000_000_000_000);

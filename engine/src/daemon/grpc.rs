@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use metrics::counter;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tokio::net::TcpListener;
@@ -9,8 +10,42 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 use tracing::error;
 
+use super::metrics::OTLP_REJECTED;
+
 use super::Ingest;
 use crate::ingest::otlp;
+
+/// Counts requests the framework refused before our handler ran, and
+/// reports an undecodable message as `INVALID_ARGUMENT` (the framework says
+/// `INTERNAL`, which exporters would retry forever).
+fn classify_refusal<B>(mut resp: axum::http::Response<B>) -> axum::http::Response<B> {
+    let headers = resp.headers_mut();
+    let status = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
+        .to_owned();
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    match status.as_str() {
+        // INTERNAL from a decode failure.
+        "13" if message.contains("decode") => {
+            headers.insert("grpc-status", axum::http::HeaderValue::from_static("3"));
+            counter!(OTLP_REJECTED, "reason" => "parse_error").increment(1);
+        }
+        // OUT_OF_RANGE or RESOURCE_EXHAUSTED: over max_payload_size.
+        "11" | "8" => counter!(OTLP_REJECTED, "reason" => "payload_too_large").increment(1),
+        // UNIMPLEMENTED for an unknown compression.
+        "12" if message.contains("compress") => {
+            counter!(OTLP_REJECTED, "reason" => "unsupported_encoding").increment(1)
+        }
+        _ => {}
+    }
+    resp
+}
 
 /// Concurrent streams per HTTP/2 connection.
 const MAX_STREAMS: u32 = 256;
@@ -47,6 +82,7 @@ pub async fn serve(listener: TcpListener, ingest: Ingest, mut stop: tokio::sync:
         .send_compressed(CompressionEncoding::Gzip);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let result = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(classify_refusal))
         .timeout(settings.request_timeout)
         .concurrency_limit_per_connection(MAX_STREAMS as usize)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
