@@ -29,6 +29,11 @@ use perf_sentinel_engine::{Engine, ingest, render};
 
 use cli::{Cli, Command, OutputFormat};
 
+/// mimalloc: measured faster than the system allocator on the analysis
+/// pipeline (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bundled traces for `perf-sentinel demo`: one trace per finding type.
 const DEMO_TRACES: &str = include_str!("../../examples/demo-traces.json");
 
@@ -159,6 +164,9 @@ fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
         }
     }
 }
+
+/// Largest input `bench` reads: benchmarks use files past the 16 MiB default.
+const BENCH_MAX_INPUT: u64 = 1 << 30;
 
 /// `perf-sentinel bench`: the pipeline (normalize, correlate, detect, score,
 /// report) over already-parsed events, `iterations` times.
@@ -332,7 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(b) => {
             let engine = Engine::with_defaults()?;
-            let bytes = ingest::read_input(b.input.as_deref(), ingest::DEFAULT_MAX_PAYLOAD)?;
+            let bytes = ingest::read_input(b.input.as_deref(), BENCH_MAX_INPUT)?;
             let input = ingest::parse(&bytes, &ingest::origin_of(b.input.as_deref()))?;
             drop(bytes);
             anyhow::ensure!(

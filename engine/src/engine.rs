@@ -39,6 +39,9 @@ pub struct LoadedScorer {
     pub scorer: Box<dyn Scorer>,
 }
 
+/// Batches smaller than this are analyzed on the calling thread.
+const PARALLEL_MIN_TRACES: usize = 256;
+
 /// The result of analyzing one batch, before it becomes a report.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
@@ -133,15 +136,23 @@ impl Engine {
 
     /// Runs every detector and scorer over a batch of traces.
     pub fn analyze(&self, traces: &[Trace], confidence: Confidence) -> Analysis {
-        let mut findings = Vec::new();
-        let mut fresh = Vec::new();
-        for trace in traces {
-            let start = findings.len();
-            for d in &self.detectors {
-                d.detector.detect(trace, &findings[start..], &mut fresh);
-                findings.append(&mut fresh);
+        // Traces are independent: large batches are split over the cores, and
+        // the parts are joined in order, so the result is the same either way.
+        let mut findings = crate::parallel::map_chunks(traces, PARALLEL_MIN_TRACES, |chunk| {
+            let mut found = Vec::new();
+            let mut fresh = Vec::new();
+            for trace in chunk {
+                let start = found.len();
+                for d in &self.detectors {
+                    d.detector.detect(trace, &found[start..], &mut fresh);
+                    found.append(&mut fresh);
+                }
             }
-        }
+            found
+        })
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
         if traces.len() >= 2 {
             for d in &self.detectors {
                 d.detector.detect_batch(traces, &mut findings);
@@ -155,10 +166,12 @@ impl Engine {
         for s in &self.scorers {
             s.scorer.score(&input, &mut findings, &mut summary);
         }
-        for f in &mut findings {
-            f.confidence = confidence;
-            f.signature = f.compute_signature();
-        }
+        crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
+            for f in chunk {
+                f.confidence = confidence;
+                f.signature = f.compute_signature();
+            }
+        });
         self.sort_findings(&mut findings);
         Analysis {
             findings,

@@ -142,19 +142,26 @@ impl Finding {
     /// one signature; acknowledgments and SARIF fingerprints rely on that.
     pub fn compute_signature(&self) -> String {
         use sha2::{Digest, Sha256};
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = Sha256::digest(self.pattern.template.as_bytes());
-        let mut hex = String::with_capacity(32);
+        let mut out =
+            String::with_capacity(self.finding_type.len() + self.service.len() + self.source_endpoint.len() + 3 + 32);
+        out.push_str(&self.finding_type);
+        out.push(':');
+        out.extend(self.service.chars().filter(|&c| !is_invisible(c)));
+        out.push(':');
+        out.extend(
+            self.source_endpoint
+                .chars()
+                .map(|c| if c == '/' || c == ' ' { '_' } else { c })
+                .filter(|&c| !is_invisible(c)),
+        );
+        out.push(':');
         for b in &digest[..16] {
-            hex.push_str(&format!("{b:02x}"));
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
-        let endpoint: String = self.source_endpoint.replace(['/', ' '], "_");
-        format!(
-            "{}:{}:{}:{}",
-            self.finding_type,
-            strip_invisible(&self.service),
-            strip_invisible(&endpoint),
-            hex
-        )
+        out
     }
 }
 

@@ -44,6 +44,7 @@ pub mod finding;
 pub mod group;
 pub mod ingest;
 pub mod normalize;
+mod parallel;
 pub mod registry;
 pub mod render;
 pub mod report;

@@ -93,11 +93,17 @@ impl Trace {
 /// uses to pick a group's "first span"; for shuffled input it is the same
 /// answer instead of a different one.
 pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
-    let mut templates = TemplateInterner::default();
+    // Normalization is per span: spread it over the cores for large inputs.
+    let spans = crate::parallel::map_owned_chunks(events, 4096, |chunk| {
+        let mut templates = TemplateInterner::default();
+        chunk
+            .into_iter()
+            .map(|e| Span::new(e, &mut templates))
+            .collect::<Vec<_>>()
+    });
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut traces: Vec<Trace> = Vec::new();
-    for event in events {
-        let span = Span::new(event, &mut templates);
+    for span in spans.into_iter().flatten() {
         let slot = match index.get(span.event.trace_id.as_str()) {
             Some(&i) => i,
             None => {
