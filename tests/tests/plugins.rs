@@ -174,3 +174,18 @@ fn two_detectors_with_one_id_fail_at_start_naming_both_crates() {
         "{err}"
     );
 }
+
+#[test]
+fn the_embedding_example_prints_a_report_for_the_demo() {
+    let demo = perf_sentinel_tests::fixture("demo.json");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["run", "--quiet", "--example", "embed", "--"])
+        .arg(&demo)
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"].as_array().unwrap().len(), 10);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10 findings"));
+}
