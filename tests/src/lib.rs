@@ -272,13 +272,7 @@ impl Daemon {
     pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200);
-        body.lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| {
-                let (name, value) = l.rsplit_once(' ')?;
-                Some((name.to_owned(), value.parse().ok()?))
-            })
-            .collect()
+        parse_metrics(&body)
     }
 }
 
@@ -287,6 +281,17 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A Prometheus text exposition as `name{labels} -> value`.
+pub fn parse_metrics(body: &str) -> std::collections::BTreeMap<String, f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 /// A minimal HTTP/1.1 client for loopback tests: one request per connection.

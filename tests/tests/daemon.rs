@@ -394,7 +394,7 @@ fn overload_sheds_whole_batches_and_accounts_for_every_span() {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let (_, body) = http_request(d_http, "GET", "/metrics", &[], b"");
-                let m = parse(&String::from_utf8_lossy(&body));
+                let m = perf_sentinel_tests::parse_metrics(&String::from_utf8_lossy(&body));
                 if let Err(e) = balanced(&m) {
                     bad.push(e);
                 }
@@ -442,14 +442,4 @@ fn overload_sheds_whole_batches_and_accounts_for_every_span() {
         m["perf_sentinel_spans_shed_total"],
         m["perf_sentinel_spans_analyzed_total"]
     );
-}
-
-fn parse(body: &str) -> std::collections::BTreeMap<String, f64> {
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
-        .collect()
 }

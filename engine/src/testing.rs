@@ -1,0 +1,66 @@
+//! Test support for detector authors: run a directory of hit and miss
+//! fixtures through an engine.
+//!
+//! ```no_run
+//! // tests/fixtures.rs of a plugin crate
+//! extern crate perf_sentinel_detectors as _; // or your own crate
+//! # fn main() {
+//! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+//! perf_sentinel_engine::testing::check_fixture_dir("n_plus_one_sql", &dir).unwrap();
+//! # }
+//! ```
+
+use std::path::Path;
+
+use crate::engine::Engine;
+use crate::finding::Finding;
+use crate::ingest;
+
+/// Runs every `hit_*.json` and `miss_*.json` trace file of `dir` through an
+/// engine with default settings: a hit must produce at least one finding of
+/// `detector`, a miss none. Returns the findings of each hit file, by name,
+/// for further checks; an error says which file failed and why.
+pub fn check_fixture_dir(detector: &str, dir: &Path) -> Result<Vec<(String, Vec<Finding>)>, String> {
+    let engine = Engine::with_defaults().map_err(|e| e.to_string())?;
+    if engine.descriptor(detector).is_none() {
+        return Err(format!(
+            "`{detector}` is not registered: is its crate linked (`extern crate … as _;`)?"
+        ));
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    let (mut hits, mut misses) = (Vec::new(), 0);
+    for path in entries {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let bytes = std::fs::read(&path).map_err(|e| format!("{name}: {e}"))?;
+        let input = ingest::parse(&bytes, &name).map_err(|e| e.to_string())?;
+        let report = engine.report(input.events, input.stats);
+        let found: Vec<Finding> = report
+            .findings
+            .into_iter()
+            .filter(|f| f.finding_type == detector)
+            .collect();
+        if name.starts_with("hit_") {
+            if found.is_empty() {
+                return Err(format!("{name}: expected a `{detector}` finding, got none"));
+            }
+            hits.push((name, found));
+        } else if name.starts_with("miss_") {
+            if !found.is_empty() {
+                return Err(format!("{name}: expected no `{detector}` finding, got {found:#?}"));
+            }
+            misses += 1;
+        }
+    }
+    if hits.is_empty() || misses == 0 {
+        return Err(format!(
+            "{}: needs at least one hit_ and one miss_ fixture",
+            dir.display()
+        ));
+    }
+    Ok(hits)
+}
