@@ -443,3 +443,29 @@ fn overload_sheds_whole_batches_and_accounts_for_every_span() {
         m["perf_sentinel_spans_analyzed_total"]
     );
 }
+
+#[test]
+fn a_client_that_stalls_mid_request_is_cut_off_and_others_are_served() {
+    use std::io::{Read, Write};
+    let d = Daemon::watch("[daemon]\njson_socket = \"\"\n");
+    // Half a request head, then silence (slowloris).
+    let mut slow = std::net::TcpStream::connect(d.http).unwrap();
+    slow.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .unwrap();
+    // Other clients are served meanwhile.
+    for _ in 0..5 {
+        assert_eq!(d.get("/health").0, 200);
+    }
+    // The stalled connection is closed by the server after the header timeout (10 s).
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "the stalled client was held {waited:?}"
+    );
+    eprintln!("stalled client cut off after {waited:?}");
+    assert_eq!(d.get("/health").0, 200);
+}
