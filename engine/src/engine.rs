@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::ack::Acknowledgments;
 use crate::config::{Config, ConfigError, Schema};
 use crate::event::SpanEvent;
-use crate::finding::{Confidence, Finding, Severity};
+use crate::finding::{Confidence, Finding};
 use crate::ingest::IngestStats;
 use crate::registry::{
     self, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary, RegistryError, ScoreInput,
@@ -330,9 +330,4 @@ pub fn endpoint_io(traces: &[Trace]) -> Vec<EndpointIo> {
         .collect();
     out.sort_by(|a, b| (&a.service, &a.endpoint).cmp(&(&b.service, &b.endpoint)));
     out
-}
-
-/// Whether `severity` is at least as bad as `floor`.
-pub fn at_least(severity: Severity, floor: Severity) -> bool {
-    severity <= floor
 }

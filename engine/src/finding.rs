@@ -72,6 +72,17 @@ pub struct GreenImpact {
     pub io_intensity_band: String,
 }
 
+impl Confidence {
+    /// The spelling used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::CiBatch => "ci_batch",
+            Confidence::DaemonStaging => "daemon_staging",
+            Confidence::DaemonProduction => "daemon_production",
+        }
+    }
+}
+
 /// A framework-specific fix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuggestedFix {

@@ -165,7 +165,7 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
             }
             let _ = writeln!(o, "  Suggestion: {}", wrap(&clean(&f.suggestion), 14, WIDTH));
             if f.confidence != Confidence::CiBatch {
-                let _ = writeln!(o, "  Confidence: {:?}", f.confidence);
+                let _ = writeln!(o, "  Confidence: {}", f.confidence.as_str());
             }
             if let Some(fix) = &f.suggested_fix {
                 let _ = writeln!(
