@@ -307,34 +307,48 @@ pub enum RegistryError {
     ConflictingTunable(String),
 }
 
+/// What the registry needs to order descriptors and refuse duplicates.
+trait Registered: 'static {
+    fn key(&self) -> (u32, &'static str, &'static str);
+}
+
+impl Registered for DetectorDescriptor {
+    fn key(&self) -> (u32, &'static str, &'static str) {
+        (self.rank, self.id, self.crate_name)
+    }
+}
+
+impl Registered for ScorerDescriptor {
+    fn key(&self) -> (u32, &'static str, &'static str) {
+        (self.rank, self.id, self.crate_name)
+    }
+}
+
+/// Sorts by rank then id, after refusing two descriptors with one id.
+fn sorted_unique<T: Registered>(mut all: Vec<&'static T>) -> Result<Vec<&'static T>, RegistryError> {
+    all.sort_by_key(|d| {
+        let (_, id, krate) = d.key();
+        (id, krate)
+    });
+    if let Some(w) = all.windows(2).find(|w| w[0].key().1 == w[1].key().1) {
+        let ((_, id, first), (_, _, second)) = (w[0].key(), w[1].key());
+        return Err(RegistryError::DuplicateId { id, first, second });
+    }
+    all.sort_by_key(|d| {
+        let (rank, id, _) = d.key();
+        (rank, id)
+    });
+    Ok(all)
+}
+
 /// Every registered detector, sorted by rank then id.
 pub fn detectors() -> Result<Vec<&'static DetectorDescriptor>, RegistryError> {
-    let mut all: Vec<&'static DetectorDescriptor> = inventory::iter::<DetectorDescriptor>.into_iter().collect();
-    all.sort_by_key(|d| (d.id, d.crate_name));
-    if let Some(w) = all.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(RegistryError::DuplicateId {
-            id: w[0].id,
-            first: w[0].crate_name,
-            second: w[1].crate_name,
-        });
-    }
-    all.sort_by_key(|d| (d.rank, d.id));
-    Ok(all)
+    sorted_unique(inventory::iter::<DetectorDescriptor>.into_iter().collect())
 }
 
 /// Every registered scorer, sorted by rank then id.
 pub fn scorers() -> Result<Vec<&'static ScorerDescriptor>, RegistryError> {
-    let mut all: Vec<&'static ScorerDescriptor> = inventory::iter::<ScorerDescriptor>.into_iter().collect();
-    all.sort_by_key(|d| (d.id, d.crate_name));
-    if let Some(w) = all.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(RegistryError::DuplicateId {
-            id: w[0].id,
-            first: w[0].crate_name,
-            second: w[1].crate_name,
-        });
-    }
-    all.sort_by_key(|d| (d.rank, d.id));
-    Ok(all)
+    sorted_unique(inventory::iter::<ScorerDescriptor>.into_iter().collect())
 }
 
 /// Declares a detector and submits its descriptor. The doc comment becomes
