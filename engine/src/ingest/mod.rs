@@ -275,6 +275,17 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Ingested, IngestError> {
     Ok(out)
 }
 
+/// Parses one payload as the given format, without sniffing, into sanitized events.
+///
+/// For callers that know the format (an OTLP endpoint, a fuzz target).
+pub fn parse_format(format: Format, bytes: &[u8], origin: &str) -> Result<Ingested, IngestError> {
+    let mut out = parse_as(format, strip_bom(bytes), origin)?;
+    for e in &mut out.events {
+        e.sanitize();
+    }
+    Ok(out)
+}
+
 fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, IngestError> {
     Ok(match format {
         Format::OtlpProtobuf => otlp::parse_protobuf(body, origin)?,

@@ -1,0 +1,39 @@
+//! What the ingest fuzz targets share: parse one input as a given format and,
+//! when it parses, run the whole analysis and render every report format, so
+//! that a panic anywhere downstream of a parser is found too.
+
+// The built-in detectors and scorers register themselves when linked.
+extern crate perf_sentinel_detectors as _;
+extern crate perf_sentinel_scorers as _;
+
+use std::sync::OnceLock;
+
+use perf_sentinel_engine::Engine;
+use perf_sentinel_engine::ingest::{self, Format, Ingested};
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::with_defaults().expect("the built-in registry loads"))
+}
+
+/// Parses `data` as `format` (or sniffs it when `None`) and analyzes what it gives.
+pub fn ingest_and_analyze(format: Option<Format>, data: &[u8]) {
+    let parsed = match format {
+        Some(f) => ingest::parse_format(f, data, "fuzz-input"),
+        None => ingest::parse(data, "fuzz-input"),
+    };
+    match parsed {
+        Ok(Ingested { events, stats }) => {
+            assert!(stats.spans_read >= events.len() as u64, "more events than spans read");
+            let report = engine().report(events, stats);
+            let json = report.to_json();
+            assert!(!json.is_empty());
+            let _ = perf_sentinel_engine::render::sarif(engine(), &report.findings, &[]);
+            let _ = perf_sentinel_engine::render::text(engine(), &report, 0, false);
+        }
+        Err(e) => {
+            // Every refusal names where it came from.
+            assert!(e.to_string().starts_with("fuzz-input: "), "{e}");
+        }
+    }
+}
