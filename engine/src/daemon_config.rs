@@ -139,6 +139,14 @@ pub const TUNABLES: &[Tunable] = &[
     },
     Tunable {
         section: "daemon",
+        key: "max_connections",
+        kind: Kind::Int { min: 1, max: 65_536 },
+        default: DefaultValue::Int(1_024),
+        advised: None,
+        doc: "Open connections each listener (gRPC, HTTP) serves at once. Past it a new connection is closed at once and counted in perf_sentinel_connections_refused_total, so a connection flood cannot exhaust memory or file descriptors.",
+    },
+    Tunable {
+        section: "daemon",
         key: "analysis_queue_capacity",
         kind: Kind::Int { min: 1, max: 1_048_576 },
         default: DefaultValue::Int(1_024),

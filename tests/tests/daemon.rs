@@ -351,6 +351,7 @@ fn overload_sheds_whole_batches_and_accounts_for_every_span() {
          [detection]\ntest_slow_analysis_ms = 20\n",
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood_start = Instant::now();
     let mut clients = Vec::new();
     for c in 0..3u64 {
         let addr = d.http;
@@ -392,21 +393,24 @@ fn overload_sheds_whole_batches_and_accounts_for_every_span() {
         std::thread::spawn(move || {
             let mut bad = Vec::new();
             let mut n = 0;
+            let mut peak_rss: f64 = 0.0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let (_, body) = http_request(d_http, "GET", "/metrics", &[], b"");
                 let m = perf_sentinel_tests::parse_metrics(&String::from_utf8_lossy(&body));
                 if let Err(e) = balanced(&m) {
                     bad.push(e);
                 }
+                peak_rss = peak_rss.max(m.get("process_resident_memory_bytes").copied().unwrap_or(0.0));
                 n += 1;
                 std::thread::sleep(Duration::from_millis(25));
             }
-            (n, bad)
+            (n, bad, peak_rss)
         })
     };
     let mut latencies: Vec<Duration> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    let flood_secs = flood_start.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (n, bad) = watcher.join().unwrap();
+    let (n, bad, peak_rss) = watcher.join().unwrap();
     scrapes += n;
     assert!(bad.is_empty(), "unbalanced scrapes: {bad:?}");
     latencies.sort();
@@ -435,12 +439,26 @@ fn overload_sheds_whole_batches_and_accounts_for_every_span() {
         m["perf_sentinel_spans_shed_total"] + m["perf_sentinel_spans_analyzed_total"],
         m["perf_sentinel_spans_received_total"]
     );
+    let offered = m["perf_sentinel_spans_received_total"] / flood_secs;
+    let analyzed_rate = m["perf_sentinel_spans_analyzed_total"] / flood_secs;
     eprintln!(
-        "shed {} batches ({} traces, {} spans), analyzed {} spans",
+        "offered {offered:.0} spans/s for {flood_secs:.2} s, analyzed {analyzed_rate:.0} spans/s; \
+         shed {} batches ({} traces, {} spans), analyzed {} spans; peak RSS {:.1} MB",
         m["perf_sentinel_analysis_shed_batches_total"],
         m["perf_sentinel_analysis_shed_traces_total"],
         m["perf_sentinel_spans_shed_total"],
-        m["perf_sentinel_spans_analyzed_total"]
+        m["perf_sentinel_spans_analyzed_total"],
+        peak_rss / 1e6
+    );
+    // The window holds at most a TTL's worth of traces and the queue one batch.
+    assert!(
+        peak_rss < 100e6,
+        "peak RSS {:.1} MB over the 100 MB bound",
+        peak_rss / 1e6
+    );
+    assert!(
+        offered > 2.0 * analyzed_rate,
+        "the flood was not several times what the worker analyzes"
     );
 }
 

@@ -69,6 +69,83 @@ impl TraceService for Service {
     }
 }
 
+/// An accepted connection holding one of the listener's `max_connections` slots.
+struct Capped {
+    stream: tokio::net::TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for Capped {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Capped {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Capped {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Accepted connections, at most `max` open at once: past it a new one is
+/// closed at once and counted, as on the HTTP listener.
+fn capped(
+    listener: TcpListener,
+    max: usize,
+) -> impl futures_util::Stream<Item = Result<Capped, std::io::Error>> + Send + 'static {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max));
+    futures_util::stream::unfold((listener, slots), |(listener, slots)| async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, do not spin.
+                    tracing::warn!(error = %e, "gRPC accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
+                metrics::counter!(super::metrics::CONNECTIONS_REFUSED).increment(1);
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            return Some((Ok(Capped { stream, _slot: slot }), (listener, slots)));
+        }
+    })
+}
+
 /// Serves until `stop` turns true. Messages over `max_payload_size` are
 /// refused by the framework (`OUT_OF_RANGE`); gzip, deflate and zstd
 /// messages are accepted (the Collector sends gzip by default).
@@ -80,7 +157,7 @@ pub async fn serve(listener: TcpListener, ingest: Ingest, mut stop: tokio::sync:
         .accept_compressed(CompressionEncoding::Deflate)
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = capped(listener, settings.max_connections);
     let result = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(classify_refusal))
         .timeout(settings.request_timeout)

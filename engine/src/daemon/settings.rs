@@ -145,7 +145,7 @@ impl DaemonSettings {
             correlation,
             slow_threshold_us: slow_ms.saturating_mul(1000),
             ack_toml,
-            max_connections: 1024,
+            max_connections: usize_of(cfg, "daemon", "max_connections")?,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
         })
