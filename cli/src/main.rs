@@ -14,6 +14,7 @@ extern crate perf_sentinel_scorers as _;
 
 mod cli;
 mod docs;
+mod progress;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -205,26 +206,25 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn max_payload(config: &Config) -> u64 {
-    match config.get("daemon", "max_payload_size") {
-        Some(Value::Int(n)) => u64::try_from(n).unwrap_or(ingest::DEFAULT_MAX_PAYLOAD),
-        _ => ingest::DEFAULT_MAX_PAYLOAD,
-    }
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(a) => {
             let config = load_config(a.config.as_deref())?;
-            let cap = max_payload(&config);
+            let cap = perf_sentinel_engine::config::max_input_size(&config);
             let engine = Engine::new(config)?;
             let started = Instant::now();
-            let bytes = ingest::read_input(a.input.as_deref(), cap)?;
-            let origin = ingest::origin_of(a.input.as_deref());
-            let input = ingest::parse(&bytes, &origin)?;
-            drop(bytes);
             let acks = load_acks(&a.acks)?;
-            let mut report = engine.report_with(input.events, input.stats, acks.as_ref());
+            let origin = ingest::origin_of(a.input.as_deref());
+            let size = a
+                .input
+                .as_deref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len());
+            let mut progress = progress::Progress::new(origin, size);
+            let (spans, stats) = ingest::read_spans(a.input.as_deref(), cap, &mut |n| progress.read(n))?;
+            progress.analyzing(spans.len());
+            let mut report = engine.report_spans(spans, stats, acks.as_ref());
+            progress.finish();
             let format = a
                 .format
                 .unwrap_or(if a.ci { OutputFormat::Json } else { OutputFormat::Text });
@@ -285,7 +285,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Explain(e) => {
             let config = load_config(e.config.as_deref())?;
-            let cap = max_payload(&config);
+            let cap = perf_sentinel_engine::config::max_input_size(&config);
             let engine = Engine::new(config)?;
             let bytes = ingest::read_input(Some(&e.input), cap)?;
             let input = ingest::parse(&bytes, &ingest::origin_of(Some(&e.input)))?;
@@ -312,7 +312,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Diff(d) => {
             let config = load_config(d.config.as_deref())?;
-            let cap = max_payload(&config);
+            let cap = perf_sentinel_engine::config::max_input_size(&config);
             let engine = Engine::new(config)?;
             let acks = load_acks(&d.acks)?;
             let mut sides = Vec::new();

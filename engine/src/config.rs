@@ -60,6 +60,7 @@ impl Schema {
     pub fn from_registry() -> Result<Schema, RegistryError> {
         let mut tunables: Vec<Tunable> = crate::daemon_config::TUNABLES.to_vec();
         tunables.extend_from_slice(REPORTING_TUNABLES);
+        tunables.extend_from_slice(ANALYZE_TUNABLES);
         let detectors = registry::detectors()?;
         let scorers = registry::scorers()?;
         for d in &detectors {
@@ -116,6 +117,31 @@ impl Schema {
 
 /// `[reporting]`: periodic disclosure settings. Parsed and validated so that
 /// existing files load; `analyze` does not use them.
+/// Keys of `[analyze]`, read by the batch commands (`analyze`, `diff`, `explain`).
+pub const ANALYZE_TUNABLES: &[Tunable] = &[Tunable {
+    section: "analyze",
+    key: "max_input_size",
+    kind: Kind::Int {
+        min: 1_024,
+        max: 1_099_511_627_776,
+    },
+    default: DefaultValue::None,
+    advised: None,
+    doc: "Largest trace file or stdin input that analyze, diff and explain read, in bytes (up to 1 TiB). Unset: [daemon] max_payload_size, as in the reference. Native event arrays are streamed, so memory follows the number of spans, not the size of the file.",
+}];
+
+/// The input cap of the batch commands: `[analyze] max_input_size`, else
+/// `[daemon] max_payload_size`.
+pub fn max_input_size(config: &Config) -> u64 {
+    let int = |section, key| match config.get(section, key) {
+        Some(Value::Int(n)) => u64::try_from(n).ok(),
+        _ => None,
+    };
+    int("analyze", "max_input_size")
+        .or_else(|| int("daemon", "max_payload_size"))
+        .unwrap_or(crate::ingest::DEFAULT_MAX_PAYLOAD)
+}
+
 pub const REPORTING_TUNABLES: &[Tunable] = &[
     Tunable {
         section: "reporting",

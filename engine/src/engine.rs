@@ -14,7 +14,7 @@ use crate::registry::{
     Scorer, ScorerDescriptor, Value,
 };
 use crate::report::{AnalysisInfo, GateResult, QualityGate, Report};
-use crate::trace::{Trace, group_traces};
+use crate::trace::Trace;
 
 /// Why an engine could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -266,9 +266,20 @@ impl Engine {
     /// Like [`Engine::report`], moving acknowledged findings out of
     /// `findings` (and out of the quality gate) first.
     pub fn report_with(&self, events: Vec<SpanEvent>, stats: IngestStats, acks: Option<&Acknowledgments>) -> Report {
-        let events_processed = events.len() as u64;
-        let unparseable = events.iter().filter(|e| e.start_unix_nanos.is_none()).count() as u64;
-        let traces = group_traces(events);
+        self.report_spans(crate::trace::normalize_events(events), stats, acks)
+    }
+
+    /// Like [`Engine::report_with`], for spans already normalized (as
+    /// [`crate::ingest::read_spans`] gives them).
+    pub fn report_spans(
+        &self,
+        spans: Vec<crate::trace::Span>,
+        stats: IngestStats,
+        acks: Option<&Acknowledgments>,
+    ) -> Report {
+        let events_processed = spans.len() as u64;
+        let unparseable = spans.iter().filter(|s| s.event.start_unix_nanos.is_none()).count() as u64;
+        let traces = crate::trace::group_spans(spans);
         let analysis = self.analyze(&traces, Confidence::CiBatch);
         let mut report = self.report_from(analysis, events_processed, traces.len() as u64, stats, acks);
         report.analysis.events_with_unparseable_timestamp = unparseable;

@@ -93,17 +93,31 @@ impl Trace {
 /// uses to pick a group's "first span"; for shuffled input it is the same
 /// answer instead of a different one.
 pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
-    // Normalization is per span: spread it over the cores for large inputs.
-    let spans = crate::parallel::map_owned_chunks(events, 4096, |chunk| {
+    group_spans(normalize_events(events))
+}
+
+/// Normalizes events into spans, in input order; large inputs are spread
+/// over the cores.
+pub fn normalize_events(events: Vec<SpanEvent>) -> Vec<Span> {
+    let parts = crate::parallel::map_owned_chunks(events, 4096, |chunk| {
         let mut templates = TemplateInterner::default();
         chunk
             .into_iter()
             .map(|e| Span::new(e, &mut templates))
             .collect::<Vec<_>>()
     });
+    let mut spans = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for p in parts {
+        spans.extend(p);
+    }
+    spans
+}
+
+/// Groups normalized spans by exact trace id, as [`group_traces`] does.
+pub fn group_spans(spans: Vec<Span>) -> Vec<Trace> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut traces: Vec<Trace> = Vec::new();
-    for span in spans.into_iter().flatten() {
+    for span in spans {
         let slot = match index.get(span.event.trace_id.as_str()) {
             Some(&i) => i,
             None => {

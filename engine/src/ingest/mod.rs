@@ -16,6 +16,7 @@
 
 mod jaeger;
 pub mod otlp;
+mod stream;
 mod zipkin;
 
 use std::fmt;
@@ -146,15 +147,67 @@ pub fn read_input(path: Option<&Path>, max_bytes: u64) -> Result<Vec<u8>, Ingest
         return Err(IngestError::new(&origin, None, format!("cannot read: {e}")));
     }
     if buf.len() as u64 > max_bytes {
-        return Err(IngestError::new(
-            &origin,
-            None,
-            format!(
-                "input is larger than {max_bytes} bytes; raise [daemon] max_payload_size (at most 104857600) or split the file"
-            ),
-        ));
+        return Err(too_large(&origin, max_bytes));
     }
     Ok(buf)
+}
+
+/// Bytes read before the format is sniffed.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Reads, parses and normalizes a trace file, or stdin when `path` is `None`.
+///
+/// Native event arrays are streamed (see the `stream` module): memory holds
+/// the normalized spans and one block of input, whatever the file's size,
+/// and parsing runs on every core. Other formats are read whole and parsed
+/// as [`parse`] does. More than `max_bytes` of input is an error.
+/// `progress` is called with the bytes read so far.
+pub fn read_spans(
+    path: Option<&Path>,
+    max_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+    let origin = origin_of(path);
+    let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
+    let mut file;
+    let mut stdin;
+    let reader: &mut dyn Read = match path {
+        Some(p) => {
+            file = std::fs::File::open(p).map_err(cannot)?;
+            &mut file
+        }
+        None => {
+            stdin = std::io::stdin().lock();
+            &mut stdin
+        }
+    };
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    reader.take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(cannot)?;
+    if sniff(&head, &origin)? == Format::Native && head.first() != Some(&0x0a) {
+        return stream::read_native_spans(head, reader, &origin, max_bytes, progress);
+    }
+    let mut bytes = head;
+    reader
+        .take((max_bytes + 1).saturating_sub(bytes.len() as u64))
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    progress(bytes.len() as u64);
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(&origin, max_bytes));
+    }
+    let input = parse(&bytes, &origin)?;
+    drop(bytes);
+    Ok((crate::trace::normalize_events(input.events), input.stats))
+}
+
+fn too_large(origin: &str, max_bytes: u64) -> IngestError {
+    IngestError::new(
+        origin,
+        None,
+        format!(
+            "input is larger than {max_bytes} bytes; raise [analyze] max_input_size, or [daemon] max_payload_size (at most 104857600), or split the file"
+        ),
+    )
 }
 
 /// The name used in messages for a file path or stdin.

@@ -1,0 +1,94 @@
+//! A progress line on stderr for long `analyze` runs.
+//!
+//! Drawn only when stderr is a terminal and `CI` is not set, and only once a
+//! run has taken half a second, so short runs, pipes and CI logs stay quiet.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// How long a run goes before the line appears.
+const DELAY: Duration = Duration::from_millis(500);
+/// How often the line is redrawn.
+const EVERY: Duration = Duration::from_millis(100);
+
+pub struct Progress {
+    enabled: bool,
+    label: String,
+    total: Option<u64>,
+    started: Instant,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl Progress {
+    /// A progress line for reading `label`, of `total` bytes when known.
+    pub fn new(label: String, total: Option<u64>) -> Progress {
+        let enabled = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        Progress {
+            enabled,
+            label,
+            total,
+            started: Instant::now(),
+            last: None,
+            drawn: false,
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn read(&mut self, bytes: u64) {
+        if !self.enabled || self.started.elapsed() < DELAY || self.last.is_some_and(|t| t.elapsed() < EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let mb = bytes as f64 / 1e6;
+        let secs = self.started.elapsed().as_secs_f64();
+        let line = match self.total {
+            Some(total) if total > 0 => {
+                let frac = (bytes as f64 / total as f64).min(1.0);
+                let width = 30;
+                let filled = (frac * width as f64) as usize;
+                format!(
+                    "reading {} [{}{}] {:3.0} % {mb:.0}/{:.0} MB, {:.0} MB/s",
+                    self.label,
+                    "#".repeat(filled),
+                    " ".repeat(width - filled),
+                    frac * 100.0,
+                    total as f64 / 1e6,
+                    mb / secs.max(1e-3)
+                )
+            }
+            _ => format!("reading {}: {mb:.0} MB, {:.0} MB/s", self.label, mb / secs.max(1e-3)),
+        };
+        self.draw(&line);
+    }
+
+    /// The reading is over; the rest of the run is analysis.
+    pub fn analyzing(&mut self, spans: usize) {
+        if self.enabled && self.started.elapsed() >= DELAY {
+            self.draw(&format!("analyzing {spans} spans of {}", self.label));
+        }
+    }
+
+    fn draw(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    /// Clears the line before the report is written.
+    pub fn finish(&mut self) {
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

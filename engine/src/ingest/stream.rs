@@ -1,0 +1,453 @@
+//! Streaming ingestion of native event arrays: bounded memory, both cores.
+//!
+//! A native trace file is one JSON array of flat event objects, so it can be
+//! cut into runs of whole elements without parsing them: this thread reads
+//! the input in blocks and finds element boundaries with a small scanner
+//! (strings, escapes and nesting only), and worker threads parse and
+//! normalize each run into [`Span`]s. Only the spans are kept: the raw
+//! input is held a few blocks at a time, whatever the file's size. Runs are
+//! joined in input order, so the result is the same as a whole-file parse.
+//!
+//! Errors name the origin, the line and column, and what was expected, like
+//! the whole-file parser's. Lines are counted only when an error needs one.
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use super::{Format, IngestError, IngestStats, MAX_JSON_DEPTH, expected};
+use crate::event::SpanEvent;
+use crate::trace::{Span, TemplateInterner};
+
+/// Bytes of whole elements handed to a worker at a time.
+const RUN_BYTES: usize = 1 << 20;
+/// Bytes read from the input at a time.
+const READ_BYTES: usize = 1 << 20;
+
+/// Line and column of the first byte of a run.
+#[derive(Clone, Copy)]
+struct Pos {
+    line: u64,
+    column: u64,
+}
+
+impl Pos {
+    /// The position `n` bytes after this one, `bytes[..n]` being those bytes.
+    fn advance(self, bytes: &[u8]) -> Pos {
+        let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
+        match memchr::memrchr(b'\n', bytes) {
+            Some(last) => Pos {
+                line: self.line + newlines,
+                column: (bytes.len() - last) as u64,
+            },
+            None => Pos {
+                line: self.line,
+                column: self.column + bytes.len() as u64,
+            },
+        }
+    }
+}
+
+/// A run of whole elements: their bytes and where each starts and ends.
+struct Run {
+    index: usize,
+    bytes: Vec<u8>,
+    start: Pos,
+    elements: Vec<(usize, usize)>,
+}
+
+type Parsed = Result<Vec<Span>, IngestError>;
+
+/// Parsed and normalized spans of a native event array read from `reader`.
+///
+/// `head` holds bytes already read from the input (the sniffed prefix).
+/// Reading stops with an error past `max_bytes`. `progress` is called with
+/// the number of bytes read so far after every block.
+pub fn read_native_spans(
+    head: Vec<u8>,
+    reader: &mut dyn Read,
+    origin: &str,
+    max_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<Span>, IngestStats), IngestError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let (work_tx, work_rx) = mpsc::sync_channel::<Run>(workers * 2);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Parsed)>();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let work_rx = &work_rx;
+            s.spawn(move || {
+                let mut templates = TemplateInterner::default();
+                loop {
+                    let next = work_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok(run)) = next else { break };
+                    let parsed = parse_run(&run, origin, &mut templates);
+                    let failed = parsed.is_err();
+                    if done_tx.send((run.index, parsed)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let scanned = split(head, reader, origin, max_bytes, progress, &work_tx);
+        drop(work_tx);
+        let mut runs: Vec<Option<Parsed>> = Vec::new();
+        for (index, result) in done_rx {
+            if runs.len() <= index {
+                runs.resize_with(index + 1, || None);
+            }
+            runs[index] = Some(result);
+        }
+        // The first error in input order wins; a scanner error comes after
+        // every run it sent.
+        let mut parts = Vec::with_capacity(runs.len());
+        for r in runs {
+            match r {
+                Some(Ok(part)) => parts.push(part),
+                Some(Err(e)) => return Err(e),
+                // A worker stopped after an error in an earlier run.
+                None => break,
+            }
+        }
+        scanned?;
+        // One allocation of the final size, each part freed once moved.
+        let total = parts.iter().map(Vec::len).sum();
+        let mut spans = Vec::with_capacity(total);
+        for part in parts {
+            spans.extend(part);
+        }
+        let stats = IngestStats {
+            spans_read: total as u64,
+            spans_without_io_attributes: 0,
+        };
+        Ok((spans, stats))
+    })
+}
+
+fn parse_run(run: &Run, origin: &str, templates: &mut TemplateInterner) -> Parsed {
+    let mut out = Vec::with_capacity(run.elements.len());
+    for &(start, end) in &run.elements {
+        let slice = &run.bytes[start..end];
+        let at = || run.start.advance(&run.bytes[..start]);
+        if let Err(e) = std::str::from_utf8(slice) {
+            let pos = at().advance(&slice[..e.valid_up_to()]);
+            return Err(IngestError::new(
+                origin,
+                Some(format!("line {}, column {}", pos.line, pos.column)),
+                "invalid UTF-8; JSON trace files must be UTF-8 text",
+            ));
+        }
+        let mut event: SpanEvent = serde_json::from_slice(slice).map_err(|e| {
+            let pos = at();
+            let line = pos.line + e.line() as u64 - 1;
+            let column = if e.line() == 1 {
+                pos.column + e.column() as u64 - 1
+            } else {
+                e.column() as u64
+            };
+            let mut err = IngestError::json(origin, Format::Native, &e);
+            err.position = Some(format!("line {line}, column {column}"));
+            err
+        })?;
+        event.sanitize();
+        out.push(Span::new(event, templates));
+    }
+    Ok(out)
+}
+
+/// The scanner's place in the array.
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    /// Before the opening `[`.
+    Start,
+    /// After `[` or `,`: an element (or, after `[`, the closing `]`).
+    Element { first: bool },
+    /// Inside an element, outside its strings.
+    InElement,
+    /// Inside a string of an element.
+    InString,
+    /// After an element: `,` or `]`.
+    Separator,
+    /// After the closing `]`: only whitespace.
+    End,
+}
+
+/// Reads the input and sends runs of whole elements to the workers.
+fn split(
+    mut buf: Vec<u8>,
+    reader: &mut dyn Read,
+    origin: &str,
+    max_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+    work: &mpsc::SyncSender<Run>,
+) -> Result<(), IngestError> {
+    // The position of buf[0], and of the current run's first byte.
+    let mut base = Pos { line: 1, column: 1 };
+    let mut run_pos = base;
+    let mut pos = 0usize;
+    let mut state = State::Start;
+    let mut depth = 0usize;
+    let mut run_start = 0usize;
+    let mut elements: Vec<(usize, usize)> = Vec::new();
+    let mut elem_start = 0usize;
+    let mut index = 0usize;
+    let mut eof = false;
+    let mut total = buf.len() as u64;
+    if buf.starts_with(b"\xEF\xBB\xBF") {
+        pos = 3;
+    }
+    loop {
+        let here = |buf: &[u8], pos: usize| {
+            let p = base.advance(&buf[..pos]);
+            format!("line {}, column {}", p.line, p.column)
+        };
+        while pos < buf.len() {
+            match state {
+                State::InString => {
+                    // Jump to the next quote or backslash.
+                    match memchr::memchr2(b'"', b'\\', &buf[pos..]) {
+                        None => pos = buf.len(),
+                        Some(k) => {
+                            let at = pos + k;
+                            if buf[at] == b'\\' {
+                                if at + 1 >= buf.len() {
+                                    // The escaped byte is in the next block.
+                                    pos = at;
+                                    break;
+                                }
+                                pos = at + 2;
+                            } else {
+                                pos = at + 1;
+                                state = State::InElement;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                State::InElement => {
+                    let b = buf[pos];
+                    match b {
+                        b'"' => state = State::InString,
+                        b'{' | b'[' => {
+                            depth += 1;
+                            // The top-level array is one level.
+                            if depth + 1 > MAX_JSON_DEPTH {
+                                return Err(IngestError::new(
+                                    origin,
+                                    Some(here(&buf, pos)),
+                                    format!(
+                                        "JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"
+                                    ),
+                                ));
+                            }
+                        }
+                        b'}' | b']' if depth > 0 => {
+                            depth -= 1;
+                            if depth == 0 {
+                                elements.push((elem_start - run_start, pos + 1 - run_start));
+                                state = State::Separator;
+                            }
+                        }
+                        b',' | b']' if depth == 0 => {
+                            // A scalar element ends here; the separator is read next.
+                            elements.push((elem_start - run_start, pos - run_start));
+                            state = State::Separator;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    pos += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let b = buf[pos];
+            if !b.is_ascii_whitespace() {
+                let fail = |msg: String| Err(IngestError::new(origin, Some(here(&buf, pos)), msg));
+                match state {
+                    State::Start => {
+                        if b != b'[' {
+                            return fail(format!("expected `[`; {}", expected(Format::Native)));
+                        }
+                        state = State::Element { first: true };
+                    }
+                    State::Element { first } => {
+                        if b == b']' {
+                            if !first {
+                                return fail("trailing comma before `]`".into());
+                            }
+                            state = State::End;
+                        } else {
+                            elem_start = pos;
+                            (state, depth) = match b {
+                                b'{' | b'[' => (State::InElement, 1),
+                                b'"' => (State::InString, 0),
+                                _ => (State::InElement, 0),
+                            };
+                        }
+                    }
+                    State::Separator => match b {
+                        b',' => state = State::Element { first: false },
+                        b']' => state = State::End,
+                        _ => return fail("expected `,` or `]` after an event".into()),
+                    },
+                    _ => return fail("trailing characters after the event array".into()),
+                }
+            }
+            pos += 1;
+        }
+        // Hand off a full run, or the last one.
+        let run_end = if matches!(state, State::InElement | State::InString) {
+            elem_start
+        } else {
+            pos
+        };
+        if (run_end - run_start >= RUN_BYTES || eof) && !elements.is_empty() {
+            let run = Run {
+                index,
+                bytes: buf[run_start..run_end].to_vec(),
+                start: run_pos,
+                elements: std::mem::take(&mut elements),
+            };
+            run_pos = run_pos.advance(&run.bytes);
+            index += 1;
+            if work.send(run).is_err() {
+                // A worker failed: its error is reported.
+                return Ok(());
+            }
+            run_start = run_end;
+        }
+        if eof {
+            break;
+        }
+        // Drop what was handed off, then read the next block.
+        if run_start > 0 {
+            base = base.advance(&buf[..run_start]);
+            buf.drain(..run_start);
+            pos -= run_start;
+            elem_start = elem_start.saturating_sub(run_start);
+            run_start = 0;
+        }
+        let old = buf.len();
+        buf.resize(old + READ_BYTES, 0);
+        let n = loop {
+            match reader.read(&mut buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(IngestError::new(origin, None, format!("cannot read: {e}"))),
+            }
+        };
+        buf.truncate(old + n);
+        total += n as u64;
+        progress(total);
+        if total > max_bytes {
+            return Err(super::too_large(origin, max_bytes));
+        }
+        eof = n == 0;
+    }
+    let end = base.advance(&buf[..pos.min(buf.len())]);
+    match state {
+        State::End => Ok(()),
+        State::Start => Err(IngestError::new(
+            origin,
+            None,
+            "empty input; expected a JSON trace file (native, Jaeger, Zipkin or OTLP/JSON) or an OTLP protobuf file",
+        )),
+        _ => Err(IngestError::new(
+            origin,
+            Some(format!("line {}, column {}", end.line, end.column)),
+            format!(
+                "invalid {} input: the file ends early (truncated JSON?); expected {}",
+                Format::Native.name(),
+                expected(Format::Native)
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` demo events, one per line, with unique trace ids.
+    fn events(n: usize) -> Vec<u8> {
+        let demo: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../../examples/demo-traces.json")).unwrap();
+        let mut out = b"[\n".to_vec();
+        for i in 0..n {
+            let mut e = demo[i % demo.len()].clone();
+            e["trace_id"] = format!("{}-{}", e["trace_id"].as_str().unwrap(), i / demo.len()).into();
+            if i > 0 {
+                out.extend_from_slice(b",\n");
+            }
+            out.extend(serde_json::to_vec(&e).unwrap());
+        }
+        out.extend_from_slice(b"\n]\n");
+        out
+    }
+
+    fn read(bytes: &[u8]) -> Result<(Vec<Span>, IngestStats), IngestError> {
+        let mut calls = 0;
+        let r = read_native_spans(Vec::new(), &mut &bytes[..], "t.json", u64::MAX, &mut |_| calls += 1);
+        assert!(calls > 0);
+        r
+    }
+
+    #[test]
+    fn many_runs_give_the_whole_file_parse() {
+        let bytes = events(12_000);
+        assert!(bytes.len() > 4 * RUN_BYTES, "{} bytes", bytes.len());
+        let (spans, stats) = read(&bytes).unwrap();
+        let whole = crate::ingest::parse(&bytes, "t.json").unwrap();
+        assert_eq!(stats.spans_read, 12_000);
+        assert_eq!(spans.len(), whole.events.len());
+        for (s, e) in spans.iter().zip(&whole.events) {
+            assert_eq!((&s.event.trace_id, &s.event.span_id), (&e.trace_id, &e.span_id));
+        }
+    }
+
+    #[test]
+    fn an_error_deep_in_the_file_names_its_line_and_column() {
+        let mut bytes = events(12_000);
+        // Line 9,001 holds event 9,000 (line 1 is the `[`).
+        let line_start = bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(8_999)
+            .map(|(i, _)| i + 1)
+            .unwrap();
+        let at = line_start + memchr::memmem::find(&bytes[line_start..], b"\"duration_us\":").unwrap();
+        let digit = at + "\"duration_us\":".len();
+        bytes[digit] = b'x';
+        let e = read(&bytes).unwrap_err().to_string();
+        assert!(e.starts_with("t.json: line 9001, column "), "{e}");
+        let column: usize = e["t.json: line 9001, column ".len()..]
+            .split(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // serde_json points just past the offending token.
+        assert!((digit - line_start..digit - line_start + 12).contains(&column), "{e}");
+    }
+
+    #[test]
+    fn structural_errors() {
+        for (input, want) in [
+            (&b"[{} {}]"[..], "line 1, column 5: expected `,` or `]`"),
+            (b"[\n  {\"a\": \"\xff\"}]", "line 2, column 10: invalid UTF-8"),
+            (b"[{\"a\": 1},]", "trailing comma"),
+            (b"[]x", "trailing characters"),
+            (b"[{\"a\": \"b", "ends early"),
+            (b"  {", "expected `[`"),
+        ] {
+            let e = read(input).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(want), "{:?}: {e}", String::from_utf8_lossy(input));
+        }
+        assert_eq!(read(b"[ ]").unwrap().0.len(), 0);
+    }
+}
