@@ -89,11 +89,55 @@ pub const N_PLUS_ONE_HTTP_GATE: GateRule = GateRule {
 
 /// The spans of one kind in a trace, grouped by template; each group keeps
 /// trace order. Groups come out in template order.
-pub fn by_template(trace: &Trace, kind: EventKind) -> BTreeMap<Arc<str>, Vec<&Span>> {
-    let mut groups: BTreeMap<Arc<str>, Vec<&Span>> = BTreeMap::new();
-    for s in trace.spans.iter().filter(|s| s.kind() == kind) {
-        groups.entry(Arc::clone(&s.template)).or_default().push(s);
+pub fn by_template(trace: &Trace, kind: EventKind) -> Vec<(Arc<str>, Vec<&Span>)> {
+    group_by_key(trace.spans.iter().filter(|s| s.kind() == kind), |s| {
+        (Arc::clone(&s.template), ())
+    })
+    .into_iter()
+    .map(|((t, ()), g)| (t, g))
+    .collect()
+}
+
+/// Spans sharing a (template, extra key), in trace order.
+pub type Group<'a, K> = ((Arc<str>, K), Vec<&'a Span>);
+
+/// Groups spans on (template, extra key), in first-seen order within a
+/// group and key order between groups.
+///
+/// A trace holds few distinct templates, and spans normalized by the same
+/// worker share one template allocation, so a linear scan that compares
+/// pointers before text beats a tree or hash map keyed on the text; past
+/// `SCAN_MAX` groups a hash index takes over, so the cost stays linear.
+pub fn group_by_key<'a, K: Ord + Copy + std::hash::Hash>(
+    spans: impl Iterator<Item = &'a Span>,
+    key: impl Fn(&Span) -> (Arc<str>, K),
+) -> Vec<Group<'a, K>> {
+    /// Past this many groups, an index replaces the scan (no quadratic cost).
+    const SCAN_MAX: usize = 32;
+    let mut groups: Vec<Group<'a, K>> = Vec::new();
+    let mut index: Option<std::collections::HashMap<(Arc<str>, K), usize>> = None;
+    for s in spans {
+        let (t, k) = key(s);
+        let found = match &index {
+            Some(ix) => ix.get(&(Arc::clone(&t), k)).copied(),
+            None => groups
+                .iter()
+                .rposition(|((gt, gk), _)| *gk == k && (Arc::ptr_eq(gt, &t) || **gt == *t)),
+        };
+        match found {
+            Some(i) => groups[i].1.push(s),
+            None => {
+                if let Some(ix) = &mut index {
+                    ix.insert((Arc::clone(&t), k), groups.len());
+                }
+                groups.push(((t, k), vec![s]));
+                if index.is_none() && groups.len() > SCAN_MAX {
+                    index = Some(groups.iter().enumerate().map(|(i, (gk, _))| (gk.clone(), i)).collect());
+                }
+            }
+        }
     }
+    groups.sort_by(|a, b| (&*a.0.0, a.0.1).cmp(&(&*b.0.0, b.0.1)));
     groups
 }
 

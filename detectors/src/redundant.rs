@@ -1,11 +1,9 @@
 //! The redundancy rule shared by `redundant_sql` and `redundant_http`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use perf_sentinel_engine::group::finding_for_group;
-use perf_sentinel_engine::normalize::ParamDigest;
-use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
+use perf_sentinel_engine::{EventKind, Finding, Severity, Trace};
 
 /// Occurrences from which a redundant call is a warning rather than info.
 const WARNING_OCCURRENCES: u64 = 5;
@@ -21,10 +19,9 @@ pub fn detect(
     earlier: &[Finding],
     out: &mut Vec<Finding>,
 ) {
-    let mut groups: BTreeMap<(Arc<str>, ParamDigest), Vec<&Span>> = BTreeMap::new();
-    for s in trace.spans.iter().filter(|s| s.kind() == kind) {
-        groups.entry((Arc::clone(&s.template), s.params)).or_default().push(s);
-    }
+    let groups = crate::common::group_by_key(trace.spans.iter().filter(|s| s.kind() == kind), |s| {
+        (Arc::clone(&s.template), s.params)
+    });
     for ((template, _), group) in groups {
         if group.len() < min_occurrences.max(2) {
             continue;

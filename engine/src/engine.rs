@@ -324,12 +324,24 @@ impl Engine {
 /// Spans per (service, endpoint), sorted by service then endpoint.
 pub fn endpoint_io(traces: &[Trace]) -> Vec<EndpointIo> {
     let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
+    // Runs of spans with the same (service, endpoint) are counted first and
+    // added to the map once per run.
+    let mut run: Option<((&str, &str), u64)> = None;
     for t in traces {
         for s in &t.spans {
-            *counts
-                .entry((s.event.service.as_str(), s.event.source.endpoint.as_str()))
-                .or_default() += 1;
+            let key = (s.event.service.as_str(), s.event.source.endpoint.as_str());
+            match &mut run {
+                Some((k, n)) if *k == key => *n += 1,
+                _ => {
+                    if let Some((k, n)) = run.replace((key, 1)) {
+                        *counts.entry(k).or_default() += n;
+                    }
+                }
+            }
         }
+    }
+    if let Some((k, n)) = run {
+        *counts.entry(k).or_default() += n;
     }
     let mut out: Vec<EndpointIo> = counts
         .into_iter()

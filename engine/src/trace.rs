@@ -117,7 +117,13 @@ pub fn normalize_events(events: Vec<SpanEvent>) -> Vec<Span> {
 pub fn group_spans(spans: Vec<Span>) -> Vec<Trace> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut traces: Vec<Trace> = Vec::new();
+    let mut last: Option<usize> = None;
     for span in spans {
+        // Files usually hold a trace's spans together: try the last trace first.
+        if let Some(i) = last.filter(|&i| traces[i].trace_id == span.event.trace_id) {
+            traces[i].spans.push(span);
+            continue;
+        }
         let slot = match index.get(span.event.trace_id.as_str()) {
             Some(&i) => i,
             None => {
@@ -130,6 +136,7 @@ pub fn group_spans(spans: Vec<Span>) -> Vec<Trace> {
             }
         };
         traces[slot].spans.push(span);
+        last = Some(slot);
     }
     traces.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
     for t in &mut traces {

@@ -1,6 +1,6 @@
 //! `io_intensity`: I/O counts, the I/O intensity score and the waste ratio.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use perf_sentinel_engine::Finding;
 use perf_sentinel_engine::finding::GreenImpact;
@@ -70,20 +70,25 @@ impl Scorer for IoIntensity {
             summary.metrics.insert("avoidable_io_ops".into(), 0.0);
             return;
         }
-        // (service, endpoint) -> (ops, distinct traces)
-        let mut per_endpoint: HashMap<(&str, &str), (u64, BTreeSet<&str>)> = HashMap::new();
-        for t in input.traces {
+        // (service, endpoint) -> (ops, distinct traces, last trace counted).
+        // Traces are visited once each, so a trace is new to an endpoint
+        // exactly when it differs from the last one counted there.
+        let mut per_endpoint: HashMap<(&str, &str), (u64, u64, usize)> = HashMap::new();
+        for (ti, t) in input.traces.iter().enumerate() {
             for s in &t.spans {
                 let e = per_endpoint
                     .entry((&s.event.service, &s.event.source.endpoint))
-                    .or_default();
+                    .or_insert((0, 0, usize::MAX));
                 e.0 += 1;
-                e.1.insert(&t.trace_id);
+                if e.2 != ti {
+                    e.1 += 1;
+                    e.2 = ti;
+                }
             }
         }
         let iis: HashMap<(&str, &str), f64> = per_endpoint
             .iter()
-            .map(|(k, (ops, traces))| (*k, *ops as f64 / traces.len().max(1) as f64))
+            .map(|(k, &(ops, traces, _))| (*k, ops as f64 / traces.max(1) as f64))
             .collect();
         let avoidable_type = |f: &Finding| {
             input
