@@ -281,7 +281,15 @@ impl Engine {
         let unparseable = spans.iter().filter(|s| s.event.start_unix_nanos.is_none()).count() as u64;
         let traces = crate::trace::group_spans(spans);
         let analysis = self.analyze(&traces, Confidence::CiBatch);
-        let mut report = self.report_from(analysis, events_processed, traces.len() as u64, stats, acks);
+        let trace_count = traces.len() as u64;
+        // Freeing a large batch span by span takes a while: do it off the
+        // caller's path.
+        if events_processed >= 16_384 {
+            std::thread::spawn(move || drop(traces));
+        } else {
+            drop(traces);
+        }
+        let mut report = self.report_from(analysis, events_processed, trace_count, stats, acks);
         report.analysis.events_with_unparseable_timestamp = unparseable;
         report
     }

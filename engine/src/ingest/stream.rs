@@ -132,15 +132,16 @@ fn parse_run(run: &Run, origin: &str, templates: &mut TemplateInterner) -> Parse
     for &(start, end) in &run.elements {
         let slice = &run.bytes[start..end];
         let at = || run.start.advance(&run.bytes[..start]);
-        if let Err(e) = std::str::from_utf8(slice) {
-            let pos = at().advance(&slice[..e.valid_up_to()]);
-            return Err(IngestError::new(
-                origin,
-                Some(format!("line {}, column {}", pos.line, pos.column)),
-                "invalid UTF-8; JSON trace files must be UTF-8 text",
-            ));
-        }
+        // serde_json checks UTF-8 as it reads strings; the error says where.
         let mut event: SpanEvent = serde_json::from_slice(slice).map_err(|e| {
+            if let Err(bad) = std::str::from_utf8(slice) {
+                let pos = at().advance(&slice[..bad.valid_up_to()]);
+                return IngestError::new(
+                    origin,
+                    Some(format!("line {}, column {}", pos.line, pos.column)),
+                    "invalid UTF-8; JSON trace files must be UTF-8 text",
+                );
+            }
             let pos = at();
             let line = pos.line + e.line() as u64 - 1;
             let column = if e.line() == 1 {
