@@ -15,7 +15,7 @@ secs="${1:-30}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(native jaeger zipkin otlp_json otlp_protobuf sniffed sql_normalizer http_normalizer config)
+  targets=(native native_stream jaeger zipkin otlp_json otlp_protobuf sniffed sql_normalizer http_normalizer config)
 fi
 export RUSTC_BOOTSTRAP=1
 bash fuzz/seed.sh > /dev/null

@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 cargo build -q --release -p perf-sentinel-tests --bin gen-dataset
 gen="$CARGO_TARGET_DIR/release/gen-dataset"
 
-for t in native jaeger zipkin otlp_json otlp_protobuf sniffed sql_normalizer http_normalizer config; do
+for t in native native_stream jaeger zipkin otlp_json otlp_protobuf sniffed sql_normalizer http_normalizer config; do
   mkdir -p "$corpus/$t"
 done
 
@@ -32,6 +32,7 @@ for f in "${native[@]}"; do
   [ -f "$f" ] || continue
   i=$((i + 1))
   cp "$f" "$corpus/native/seed-$i.json"
+  cp "$f" "$corpus/native_stream/seed-$i.json"
   "$gen" --convert "$f" --format otlp-json > "$corpus/otlp_json/seed-$i.json"
   "$gen" --convert "$f" --format otlp-protobuf > "$corpus/otlp_protobuf/seed-$i.pb"
 done

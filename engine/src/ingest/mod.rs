@@ -169,18 +169,24 @@ pub fn read_spans(
 ) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
     let origin = origin_of(path);
     let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
-    let mut file;
-    let mut stdin;
-    let reader: &mut dyn Read = match path {
+    match path {
         Some(p) => {
-            file = std::fs::File::open(p).map_err(cannot)?;
-            &mut file
+            let mut file = std::fs::File::open(p).map_err(cannot)?;
+            read_spans_from(&mut file, &origin, max_bytes, progress)
         }
-        None => {
-            stdin = std::io::stdin().lock();
-            &mut stdin
-        }
-    };
+        None => read_spans_from(&mut std::io::stdin().lock(), &origin, max_bytes, progress),
+    }
+}
+
+/// [`read_spans`] from any reader; `origin` names it in messages.
+pub fn read_spans_from(
+    reader: &mut dyn Read,
+    origin: &str,
+    max_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+    let origin = origin.to_owned();
+    let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
     let mut head = Vec::with_capacity(HEAD_BYTES);
     reader.take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(cannot)?;
     if sniff(&head, &origin)? == Format::Native && head.first() != Some(&0x0a) {
