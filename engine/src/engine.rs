@@ -273,7 +273,7 @@ impl Engine {
     /// [`crate::ingest::read_spans`] gives them).
     pub fn report_spans(
         &self,
-        spans: Vec<crate::trace::Span>,
+        spans: crate::trace::SpanBatch,
         stats: IngestStats,
         acks: Option<&Acknowledgments>,
     ) -> Report {

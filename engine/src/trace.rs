@@ -96,25 +96,63 @@ pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
     group_spans(normalize_events(events))
 }
 
+/// Normalized spans in input order, kept in the parts they were made in
+/// (one per worker or per run of input), so that grouping them into traces
+/// frees each part as it goes instead of holding every span twice.
+#[derive(Debug, Default)]
+pub struct SpanBatch {
+    parts: Vec<Vec<Span>>,
+}
+
+impl SpanBatch {
+    pub fn from_parts(parts: Vec<Vec<Span>>) -> SpanBatch {
+        SpanBatch { parts }
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Vec::is_empty)
+    }
+
+    /// The spans in input order.
+    pub fn iter(&self) -> impl Iterator<Item = &Span> {
+        self.parts.iter().flatten()
+    }
+}
+
+impl From<Vec<Span>> for SpanBatch {
+    fn from(spans: Vec<Span>) -> SpanBatch {
+        SpanBatch { parts: vec![spans] }
+    }
+}
+
+impl IntoIterator for SpanBatch {
+    type Item = Span;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<Span>>>;
+
+    /// The spans in input order; each part is freed once it is consumed.
+    fn into_iter(self) -> Self::IntoIter {
+        self.parts.into_iter().flatten()
+    }
+}
+
 /// Normalizes events into spans, in input order; large inputs are spread
 /// over the cores.
-pub fn normalize_events(events: Vec<SpanEvent>) -> Vec<Span> {
-    let parts = crate::parallel::map_owned_chunks(events, 4096, |chunk| {
+pub fn normalize_events(events: Vec<SpanEvent>) -> SpanBatch {
+    SpanBatch::from_parts(crate::parallel::map_owned_chunks(events, 4096, |chunk| {
         let mut templates = TemplateInterner::default();
         chunk
             .into_iter()
             .map(|e| Span::new(e, &mut templates))
             .collect::<Vec<_>>()
-    });
-    let mut spans = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-    for p in parts {
-        spans.extend(p);
-    }
-    spans
+    }))
 }
 
 /// Groups normalized spans by exact trace id, as [`group_traces`] does.
-pub fn group_spans(spans: Vec<Span>) -> Vec<Trace> {
+pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut traces: Vec<Trace> = Vec::new();
     let mut last: Option<usize> = None;

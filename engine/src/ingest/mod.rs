@@ -166,7 +166,7 @@ pub fn read_spans(
     path: Option<&Path>,
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let origin = origin_of(path);
     let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
     match path {
@@ -184,7 +184,7 @@ pub fn read_spans_from(
     origin: &str,
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let origin = origin.to_owned();
     let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
     let mut head = Vec::with_capacity(HEAD_BYTES);

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 
 use super::{Format, IngestError, IngestStats, MAX_JSON_DEPTH, expected};
 use crate::event::SpanEvent;
-use crate::trace::{Span, TemplateInterner};
+use crate::trace::{Span, SpanBatch, TemplateInterner};
 
 /// Bytes of whole elements handed to a worker at a time.
 const RUN_BYTES: usize = 1 << 20;
@@ -69,7 +69,7 @@ pub fn read_native_spans(
     origin: &str,
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<Span>, IngestStats), IngestError> {
+) -> Result<(SpanBatch, IngestStats), IngestError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
     let (work_tx, work_rx) = mpsc::sync_channel::<Run>(workers * 2);
     let work_rx = Mutex::new(work_rx);
@@ -113,12 +113,8 @@ pub fn read_native_spans(
             }
         }
         scanned?;
-        // One allocation of the final size, each part freed once moved.
-        let total = parts.iter().map(Vec::len).sum();
-        let mut spans = Vec::with_capacity(total);
-        for part in parts {
-            spans.extend(part);
-        }
+        let total: usize = parts.iter().map(Vec::len).sum();
+        let spans = SpanBatch::from_parts(parts);
         let stats = IngestStats {
             spans_read: total as u64,
             spans_without_io_attributes: 0,
@@ -390,7 +386,7 @@ mod tests {
         out
     }
 
-    fn read(bytes: &[u8]) -> Result<(Vec<Span>, IngestStats), IngestError> {
+    fn read(bytes: &[u8]) -> Result<(SpanBatch, IngestStats), IngestError> {
         let mut calls = 0;
         let r = read_native_spans(Vec::new(), &mut &bytes[..], "t.json", u64::MAX, &mut |_| calls += 1);
         assert!(calls > 0);
