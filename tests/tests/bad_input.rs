@@ -23,6 +23,8 @@ const CASES: &[Case] = &[
     Case { name: "object.json", bytes: b"{\"events\": []}", expect: &["line 1", "neither a Jaeger export", "JSON arrays"] },
     Case { name: "bad_utf8.json", bytes: b"[\n{\"trace_id\": \"\xff\xfe\"}]", expect: &["line 2", "UTF-8"] },
     Case { name: "bad_kind.json", bytes: b"[{\"timestamp\": \"x\", \"trace_id\": \"t\", \"span_id\": \"s\", \"service\": \"a\", \"type\": \"grpc\", \"operation\": \"x\", \"target\": \"y\", \"duration_us\": 1, \"source\": {\"endpoint\": \"e\", \"method\": \"m\"}}]", expect: &["unknown variant `grpc`", "sql"] },
+    // Found by the native_stream fuzz target: form feed is not JSON whitespace.
+    Case { name: "form_feed.json", bytes: b"\x0c[]", expect: &["line 1, column 1", "expected `[`"] },
     Case { name: "deep.json", bytes: b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", expect: &["nested deeper than 32"] },
     Case { name: "bad_protobuf.pb", bytes: b"\x0a\xff\xff\xff\xff\x0f\x01", expect: &["invalid OTLP protobuf"] },
     Case { name: "bad_otlp.json", bytes: b"{\"resourceSpans\": [{\"scopeSpans\": [{\"spans\": [{\"traceId\": \"zz\"}]}]}]}", expect: &["OTLP/JSON", "line 1"] },

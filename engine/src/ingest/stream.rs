@@ -262,7 +262,8 @@ fn split(
                 _ => {}
             }
             let b = buf[pos];
-            if !b.is_ascii_whitespace() {
+            // JSON whitespace only: `is_ascii_whitespace` also takes form feed.
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
                 let fail = |msg: String| Err(IngestError::new(origin, Some(here(&buf, pos)), msg));
                 match state {
                     State::Start => {
@@ -446,5 +447,10 @@ mod tests {
             assert!(e.contains(want), "{:?}: {e}", String::from_utf8_lossy(input));
         }
         assert_eq!(read(b"[ ]").unwrap().0.len(), 0);
+        // Found by the native_stream fuzz target: form feed is not JSON
+        // whitespace, and the whole-file parser refuses it.
+        let e = read(b"\x0c[]").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("line 1, column 1: expected `[`"), "{e}");
+        assert!(crate::ingest::parse(b"\x0c[]", "t.json").is_err());
     }
 }
