@@ -8,8 +8,12 @@ root=$PWD
 corpus=$root/fuzz/corpus
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 
-cargo build -q --release -p perf-sentinel-tests --bin gen-dataset
-gen="$CARGO_TARGET_DIR/release/gen-dataset"
+# GEN_DATASET: an already built gen-dataset (CI passes the test build's).
+gen="${GEN_DATASET:-}"
+if [ -z "$gen" ] || [ ! -x "$gen" ]; then
+  cargo build -q --release -p perf-sentinel-tests --bin gen-dataset
+  gen="$CARGO_TARGET_DIR/release/gen-dataset"
+fi
 
 for t in native native_stream jaeger zipkin otlp_json otlp_protobuf sniffed sql_normalizer http_normalizer config; do
   mkdir -p "$corpus/$t"
@@ -20,8 +24,8 @@ native=(examples/demo-traces.json detectors/tests/fixtures/*/*.json plugins/*/te
 if [ -d ../shared/fixtures ]; then
   for f in ../shared/fixtures/*.json; do
     case "$f" in
-      *jaeger*) cp "$f" "$corpus/jaeger/" ;;
-      *zipkin*) cp "$f" "$corpus/zipkin/" ;;
+      *jaeger*) cp "$f" "$corpus/jaeger/"; cp "$f" "$corpus/sniffed/" ;;
+      *zipkin*) cp "$f" "$corpus/zipkin/"; cp "$f" "$corpus/sniffed/" ;;
       *) native+=("$f") ;;
     esac
   done
@@ -33,11 +37,11 @@ for f in "${native[@]}"; do
   i=$((i + 1))
   cp "$f" "$corpus/native/seed-$i.json"
   cp "$f" "$corpus/native_stream/seed-$i.json"
+  cp "$f" "$corpus/sniffed/seed-$i.json"
   "$gen" --convert "$f" --format otlp-json > "$corpus/otlp_json/seed-$i.json"
   "$gen" --convert "$f" --format otlp-protobuf > "$corpus/otlp_protobuf/seed-$i.pb"
-done
-for t in native jaeger zipkin otlp_json otlp_protobuf; do
-  cp "$corpus/$t"/* "$corpus/sniffed/"
+  cp "$corpus/otlp_json/seed-$i.json" "$corpus/sniffed/seed-$i.otlp.json"
+  cp "$corpus/otlp_protobuf/seed-$i.pb" "$corpus/sniffed/seed-$i.pb"
 done
 
 # Normalizer seeds: every SQL text, and every HTTP method and URL, one per file.
