@@ -40,25 +40,7 @@ impl Progress {
             return;
         }
         self.last = Some(Instant::now());
-        let mb = bytes as f64 / 1e6;
-        let secs = self.started.elapsed().as_secs_f64();
-        let line = match self.total {
-            Some(total) if total > 0 => {
-                let frac = (bytes as f64 / total as f64).min(1.0);
-                let width = 30;
-                let filled = (frac * width as f64) as usize;
-                format!(
-                    "reading {} [{}{}] {:3.0} % {mb:.0}/{:.0} MB, {:.0} MB/s",
-                    self.label,
-                    "#".repeat(filled),
-                    " ".repeat(width - filled),
-                    frac * 100.0,
-                    total as f64 / 1e6,
-                    mb / secs.max(1e-3)
-                )
-            }
-            _ => format!("reading {}: {mb:.0} MB, {:.0} MB/s", self.label, mb / secs.max(1e-3)),
-        };
+        let line = line(&self.label, bytes, self.total, self.started.elapsed().as_secs_f64());
         self.draw(&line);
     }
 
@@ -87,8 +69,49 @@ impl Progress {
     }
 }
 
+/// The progress line: a bar when the total is known, else bytes and rate.
+fn line(label: &str, bytes: u64, total: Option<u64>, secs: f64) -> String {
+    let mb = bytes as f64 / 1e6;
+    let rate = mb / secs.max(1e-3);
+    match total {
+        Some(total) if total > 0 => {
+            let frac = (bytes as f64 / total as f64).min(1.0);
+            let width = 30;
+            let filled = ((frac * width as f64) as usize).min(width);
+            format!(
+                "reading {label} [{}{}] {:3.0} % {mb:.0}/{:.0} MB, {rate:.0} MB/s",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                frac * 100.0,
+                total as f64 / 1e6,
+            )
+        }
+        _ => format!("reading {label}: {mb:.0} MB, {rate:.0} MB/s"),
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line;
+
+    #[test]
+    fn a_bar_when_the_size_is_known() {
+        assert_eq!(
+            line("big.json", 50_000_000, Some(200_000_000), 0.5),
+            "reading big.json [#######                       ]  25 % 50/200 MB, 100 MB/s"
+        );
+        // A file that grew while read never overflows the bar.
+        assert!(line("f", 300, Some(200), 1.0).contains("[##############################] 100 %"));
+    }
+
+    #[test]
+    fn bytes_and_rate_from_stdin() {
+        assert_eq!(line("<stdin>", 3_000_000, None, 2.0), "reading <stdin>: 3 MB, 2 MB/s");
     }
 }
