@@ -216,3 +216,40 @@ fn explain_anchors_findings_on_spans() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("trace-demo-"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_large_file_past_the_payload_cap_is_read_with_max_input_size_and_quietly_when_piped() {
+    let dir = TempDir::new("large");
+    // 40,000 events (about 17 MB): over the 16 MiB default cap.
+    let exe = std::env::current_exe().unwrap();
+    let generator = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("gen-dataset");
+    let out = std::process::Command::new(generator).arg("40000").output().unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.len() > 16 * 1024 * 1024, "{} bytes", out.stdout.len());
+    std::fs::write(dir.join("big.json"), &out.stdout).unwrap();
+    let refused = run_in(Some(dir.path()), &["analyze", "--input", "big.json"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("[analyze] max_input_size"),
+        "{}",
+        stderr(&refused)
+    );
+    std::fs::write(
+        dir.join(".perf-sentinel.toml"),
+        "[analyze]\nmax_input_size = 104857600\n",
+    )
+    .unwrap();
+    let o = run_in(
+        Some(dir.path()),
+        &["analyze", "--input", "big.json", "--format", "json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["analysis"]["events_processed"], 40_000);
+    // stderr is a pipe here: no progress line, however long the run.
+    assert!(!stderr(&o).contains("reading"), "{}", stderr(&o));
+}
