@@ -25,6 +25,8 @@ const CASES: &[Case] = &[
     Case { name: "bad_kind.json", bytes: b"[{\"timestamp\": \"x\", \"trace_id\": \"t\", \"span_id\": \"s\", \"service\": \"a\", \"type\": \"grpc\", \"operation\": \"x\", \"target\": \"y\", \"duration_us\": 1, \"source\": {\"endpoint\": \"e\", \"method\": \"m\"}}]", expect: &["unknown variant `grpc`", "sql"] },
     // Found by the native_stream fuzz target: form feed is not JSON whitespace.
     Case { name: "form_feed.json", bytes: b"\x0c[]", expect: &["line 1, column 1", "expected `[`"] },
+    // Also found by fuzzing: invalid UTF-8 in a field that parsing skips.
+    Case { name: "bad_utf8_unknown_field.json", bytes: b"[\n{\"x\": \"\xff\"}]", expect: &["line 2", "UTF-8"] },
     Case { name: "deep.json", bytes: b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", expect: &["nested deeper than 32"] },
     Case { name: "bad_protobuf.pb", bytes: b"\x0a\xff\xff\xff\xff\x0f\x01", expect: &["invalid OTLP protobuf"] },
     Case { name: "bad_otlp.json", bytes: b"{\"resourceSpans\": [{\"scopeSpans\": [{\"spans\": [{\"traceId\": \"zz\"}]}]}]}", expect: &["OTLP/JSON", "line 1"] },

@@ -125,19 +125,21 @@ pub fn read_native_spans(
 
 fn parse_run(run: &Run, origin: &str, templates: &mut TemplateInterner) -> Parsed {
     let mut out = Vec::with_capacity(run.elements.len());
+    // The whole file must be UTF-8, strings of unknown fields too (serde
+    // skips those unchecked): one check per run, per element only to say where.
+    let utf8 = std::str::from_utf8(&run.bytes).is_ok();
     for &(start, end) in &run.elements {
         let slice = &run.bytes[start..end];
         let at = || run.start.advance(&run.bytes[..start]);
-        // serde_json checks UTF-8 as it reads strings; the error says where.
+        if !utf8 && let Err(bad) = std::str::from_utf8(slice) {
+            let pos = at().advance(&slice[..bad.valid_up_to()]);
+            return Err(IngestError::new(
+                origin,
+                Some(format!("line {}, column {}", pos.line, pos.column)),
+                "invalid UTF-8; JSON trace files must be UTF-8 text",
+            ));
+        }
         let mut event: SpanEvent = serde_json::from_slice(slice).map_err(|e| {
-            if let Err(bad) = std::str::from_utf8(slice) {
-                let pos = at().advance(&slice[..bad.valid_up_to()]);
-                return IngestError::new(
-                    origin,
-                    Some(format!("line {}, column {}", pos.line, pos.column)),
-                    "invalid UTF-8; JSON trace files must be UTF-8 text",
-                );
-            }
             let pos = at();
             let line = pos.line + e.line() as u64 - 1;
             let column = if e.line() == 1 {
@@ -452,5 +454,11 @@ mod tests {
         let e = read(b"\x0c[]").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("line 1, column 1: expected `[`"), "{e}");
         assert!(crate::ingest::parse(b"\x0c[]", "t.json").is_err());
+        // Also found by fuzzing: invalid UTF-8 in a field serde skips.
+        let e = read(b"[\n{\"x\": \"\xff\"}]")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("line 2, column 8: invalid UTF-8"), "{e}");
     }
 }
