@@ -287,9 +287,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = load_config(e.config.as_deref())?;
             let cap = perf_sentinel_engine::config::max_input_size(&config);
             let engine = Engine::new(config)?;
-            let bytes = ingest::read_input(Some(&e.input), cap)?;
-            let input = ingest::parse(&bytes, &ingest::origin_of(Some(&e.input)))?;
-            let traces = perf_sentinel_engine::trace::group_traces(input.events);
+            let (spans, _) = ingest::read_spans(Some(&e.input), cap, &mut |_| {})?;
+            let traces = perf_sentinel_engine::trace::group_spans(spans);
             let Some(trace) = traces.iter().find(|t| t.trace_id == e.trace_id) else {
                 let ids: Vec<&str> = traces.iter().take(20).map(|t| t.trace_id.as_str()).collect();
                 anyhow::bail!(
@@ -317,9 +316,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let acks = load_acks(&d.acks)?;
             let mut sides = Vec::new();
             for path in [&d.before, &d.after] {
-                let bytes = ingest::read_input(Some(path), cap)?;
-                let input = ingest::parse(&bytes, &ingest::origin_of(Some(path)))?;
-                sides.push(engine.report_with(input.events, input.stats, acks.as_ref()));
+                let (spans, stats) = ingest::read_spans(Some(path), cap, &mut |_| {})?;
+                sides.push(engine.report_spans(spans, stats, acks.as_ref()));
             }
             let (a, b) = (&sides[0], &sides[1]);
             let diff = perf_sentinel_engine::diff::diff(
