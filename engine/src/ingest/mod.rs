@@ -189,7 +189,9 @@ pub fn read_spans_from(
     let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
     let mut head = Vec::with_capacity(HEAD_BYTES);
     reader.take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(cannot)?;
-    if sniff(&head, &origin)? == Format::Native && head.first() != Some(&0x0a) {
+    // Input that opens with a newline may also be protobuf (see `parse`):
+    // it takes the whole-file path, which tries both.
+    if sniff(&head, &origin)? == Format::Native && strip_bom(&head).first() != Some(&0x0a) {
         return stream::read_native_spans(head, reader, &origin, max_bytes, progress);
     }
     let mut bytes = head;

@@ -454,6 +454,14 @@ mod tests {
         let e = read(b"\x0c[]").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("line 1, column 1: expected `[`"), "{e}");
         assert!(crate::ingest::parse(b"\x0c[]", "t.json").is_err());
+        // Found by fuzzing: a BOM, then a newline, may open protobuf; such
+        // input takes the whole-file path, as `parse` does.
+        let odd = b"\xef\xbb\xbf\n[ / \xd4{ \x00pppp\x00";
+        let whole = crate::ingest::parse(odd, "t")
+            .map(|i| i.events.len())
+            .map_err(|e| e.to_string());
+        let streamed = crate::ingest::read_spans_from(&mut &odd[..], "t", u64::MAX, &mut |_| {});
+        assert_eq!(streamed.map(|(s, _)| s.len()).map_err(|e| e.to_string()), whole);
         // Also found by fuzzing: invalid UTF-8 in a field serde skips.
         let e = read(b"[\n{\"x\": \"\xff\"}]")
             .err()
