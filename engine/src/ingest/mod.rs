@@ -140,8 +140,11 @@ pub fn read_input(path: Option<&Path>, max_bytes: u64) -> Result<Vec<u8>, Ingest
     let origin = origin_of(path);
     let mut buf = Vec::new();
     let res = match path {
-        Some(p) => std::fs::File::open(p).and_then(|f| f.take(max_bytes + 1).read_to_end(&mut buf)),
-        None => std::io::stdin().lock().take(max_bytes + 1).read_to_end(&mut buf),
+        Some(p) => std::fs::File::open(p).and_then(|f| f.take(max_bytes.saturating_add(1)).read_to_end(&mut buf)),
+        None => std::io::stdin()
+            .lock()
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut buf),
     };
     if let Err(e) = res {
         return Err(IngestError::new(&origin, None, format!("cannot read: {e}")));
@@ -196,7 +199,7 @@ pub fn read_spans_from(
     }
     let mut bytes = head;
     reader
-        .take((max_bytes + 1).saturating_sub(bytes.len() as u64))
+        .take(max_bytes.saturating_add(1).saturating_sub(bytes.len() as u64))
         .read_to_end(&mut bytes)
         .map_err(cannot)?;
     progress(bytes.len() as u64);
