@@ -65,6 +65,26 @@ pub struct Tunable {
 }
 
 impl Tunable {
+    /// An integer tunable with no advised range, the common case of a
+    /// detector's threshold: `Tunable::int("detection", "my_min", 2, 100, 5, "...")`.
+    pub const fn int(
+        section: &'static str,
+        key: &'static str,
+        min: i64,
+        max: i64,
+        default: i64,
+        doc: &'static str,
+    ) -> Tunable {
+        Tunable {
+            section,
+            key,
+            kind: Kind::Int { min, max },
+            default: DefaultValue::Int(default),
+            advised: None,
+            doc,
+        }
+    }
+
     /// `section.key`.
     pub fn path(&self) -> String {
         format!("{}.{}", self.section, self.key)

@@ -7,18 +7,18 @@
 //! `analyze`, `watch`, `rules`, `explain-rule`, `--help` and the man page.
 
 use perf_sentinel_engine::group::finding_for_group;
-use perf_sentinel_engine::registry::{DefaultValue, Detector, Kind, Settings, Tunable};
+use perf_sentinel_engine::registry::{Detector, Settings, Tunable};
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
 /// Tunables live in `[detection]`; prefix their keys with the detector id.
-const MIN_BYTES: Tunable = Tunable {
-    section: "detection",
-    key: "large_http_response_min_bytes",
-    kind: Kind::Int { min: 1, max: i64::MAX },
-    default: DefaultValue::Int(1_048_576),
-    advised: None,
-    doc: "Smallest response body, in bytes, that is reported.",
-};
+const MIN_BYTES: Tunable = Tunable::int(
+    "detection",
+    "large_http_response_min_bytes",
+    1,
+    i64::MAX,
+    1_048_576,
+    "Smallest response body, in bytes, that is reported.",
+);
 
 perf_sentinel_engine::declare_detector! {
     /// ## What it detects

@@ -7,44 +7,44 @@
 use std::collections::BTreeSet;
 
 use perf_sentinel_engine::group::finding_for_group;
-use perf_sentinel_engine::registry::{DefaultValue, Detector, Kind, Settings, Tunable};
+use perf_sentinel_engine::registry::{Detector, Settings, Tunable};
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
-const MIN_BLOCK: Tunable = Tunable {
-    section: "detection",
-    key: "mn_plus_one_min_block_len",
-    kind: Kind::Int { min: 2, max: 16 },
-    default: DefaultValue::Int(2),
-    advised: None,
-    doc: "Fewest statements in the repeated block (at least two different templates).",
-};
+const MIN_BLOCK: Tunable = Tunable::int(
+    "detection",
+    "mn_plus_one_min_block_len",
+    2,
+    16,
+    2,
+    "Fewest statements in the repeated block (at least two different templates).",
+);
 
-const MAX_BLOCK: Tunable = Tunable {
-    section: "detection",
-    key: "mn_plus_one_max_block_len",
-    kind: Kind::Int { min: 2, max: 16 },
-    default: DefaultValue::Int(6),
-    advised: None,
-    doc: "Most statements in the repeated block; longer loops bodies are not looked for.",
-};
+const MAX_BLOCK: Tunable = Tunable::int(
+    "detection",
+    "mn_plus_one_max_block_len",
+    2,
+    16,
+    6,
+    "Most statements in the repeated block; longer loops bodies are not looked for.",
+);
 
-const MIN_REPEATS: Tunable = Tunable {
-    section: "detection",
-    key: "mn_plus_one_min_repeats",
-    kind: Kind::Int { min: 2, max: 100_000 },
-    default: DefaultValue::Int(3),
-    advised: None,
-    doc: "Fewest back-to-back repetitions of the block under one parent span that are reported.",
-};
+const MIN_REPEATS: Tunable = Tunable::int(
+    "detection",
+    "mn_plus_one_min_repeats",
+    2,
+    100_000,
+    3,
+    "Fewest back-to-back repetitions of the block under one parent span that are reported.",
+);
 
-const MIN_TOTAL_MS: Tunable = Tunable {
-    section: "detection",
-    key: "mn_plus_one_min_total_duration_ms",
-    kind: Kind::Int { min: 0, max: 3_600_000 },
-    default: DefaultValue::Int(0),
-    advised: None,
-    doc: "Smallest summed duration, in milliseconds, of the repeated statements; cheaper loops are ignored.",
-};
+const MIN_TOTAL_MS: Tunable = Tunable::int(
+    "detection",
+    "mn_plus_one_min_total_duration_ms",
+    0,
+    3_600_000,
+    0,
+    "Smallest summed duration, in milliseconds, of the repeated statements; cheaper loops are ignored.",
+);
 
 perf_sentinel_engine::declare_detector! {
     /// ## What it detects

@@ -7,26 +7,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use perf_sentinel_engine::group::finding_for_group;
-use perf_sentinel_engine::registry::{DefaultValue, Detector, Kind, Settings, Tunable};
+use perf_sentinel_engine::registry::{Detector, Settings, Tunable};
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
-const MIN_REMOTE_MS: Tunable = Tunable {
-    section: "detection",
-    key: "tx_across_remote_call_min_remote_ms",
-    kind: Kind::Int { min: 0, max: 3_600_000 },
-    default: DefaultValue::Int(0),
-    advised: None,
-    doc: "Shortest outgoing call, in milliseconds, that counts when made inside an open transaction.",
-};
+const MIN_REMOTE_MS: Tunable = Tunable::int(
+    "detection",
+    "tx_across_remote_call_min_remote_ms",
+    0,
+    3_600_000,
+    0,
+    "Shortest outgoing call, in milliseconds, that counts when made inside an open transaction.",
+);
 
-const CRITICAL_MS: Tunable = Tunable {
-    section: "detection",
-    key: "tx_across_remote_call_critical_ms",
-    kind: Kind::Int { min: 1, max: 3_600_000 },
-    default: DefaultValue::Int(1000),
-    advised: None,
-    doc: "Milliseconds of remote calls inside one transaction from which the finding is critical.",
-};
+const CRITICAL_MS: Tunable = Tunable::int(
+    "detection",
+    "tx_across_remote_call_critical_ms",
+    1,
+    3_600_000,
+    1000,
+    "Milliseconds of remote calls inside one transaction from which the finding is critical.",
+);
 
 perf_sentinel_engine::declare_detector! {
     /// ## What it detects

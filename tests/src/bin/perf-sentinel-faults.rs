@@ -17,17 +17,17 @@ use std::time::Duration;
 
 use perf_sentinel_engine::config::Config;
 use perf_sentinel_engine::daemon::{self, settings::DaemonSettings};
-use perf_sentinel_engine::registry::{DefaultValue, Detector, Kind, Settings, Tunable, Value};
+use perf_sentinel_engine::registry::{Detector, Settings, Tunable, Value};
 use perf_sentinel_engine::{Engine, Finding, Trace};
 
-const SLOW_MS: Tunable = Tunable {
-    section: "detection",
-    key: "test_slow_analysis_ms",
-    kind: Kind::Int { min: 0, max: 60_000 },
-    default: DefaultValue::Int(0),
-    advised: None,
-    doc: "Milliseconds the test detector sleeps per trace.",
-};
+const SLOW_MS: Tunable = Tunable::int(
+    "detection",
+    "test_slow_analysis_ms",
+    0,
+    60_000,
+    0,
+    "Milliseconds the test detector sleeps per trace.",
+);
 
 perf_sentinel_engine::declare_detector! {
     /// ## What it detects
