@@ -233,7 +233,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     if !a.show_acknowledged {
                         report.acknowledged_findings.clear();
                     }
-                    out(&report.to_json())?
+                    report.write_json(std::io::stdout().lock())?
                 }
                 OutputFormat::Sarif => {
                     let acked: Vec<_> = if a.show_acknowledged {

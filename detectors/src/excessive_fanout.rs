@@ -78,8 +78,8 @@ impl Detector for ExcessiveFanout {
             };
             let mut f = finding_for_group("excessive_fanout", severity, &template, &children);
             if let Some(p) = parent {
-                f.service = p.event.service.clone();
-                f.source_endpoint = p.event.source.endpoint.clone();
+                f.service = p.event.service.to_string();
+                f.source_endpoint = p.event.source.endpoint.to_string();
             }
             f.pattern.distinct_params = n as u64;
             f.code_location = None;

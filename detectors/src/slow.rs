@@ -84,7 +84,7 @@ pub fn detect_batch(traces: &[Trace], kind: EventKind, finding_type: &str, cfg: 
         if entries.len() < cfg.min_occurrences {
             continue;
         }
-        let traces: BTreeSet<&str> = entries.iter().map(|s| s.event.trace_id.as_str()).collect();
+        let traces: BTreeSet<&str> = entries.iter().map(|s| &*s.event.trace_id).collect();
         if traces.len() < 2 {
             continue;
         }
@@ -124,7 +124,7 @@ pub fn detect_batch(traces: &[Trace], kind: EventKind, finding_type: &str, cfg: 
         f.pattern.window_ms = b.window_ms;
         f.first_timestamp = b.first_timestamp;
         f.last_timestamp = b.last_timestamp;
-        f.span_ids = entries.iter().map(|s| s.event.span_id.clone()).collect();
+        f.span_ids = entries.iter().map(|s| s.event.span_id.to_string()).collect();
         f.suggestion = format!(
             "cross-trace analysis: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms over {n} slow executions in {} traces: {}",
             p50 as f64 / 1000.0,

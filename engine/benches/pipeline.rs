@@ -23,7 +23,7 @@ use perf_sentinel_engine::finding::Confidence;
 use perf_sentinel_engine::ingest::{self, Format, IngestStats, otlp};
 use perf_sentinel_engine::normalize::{DigestSink, normalize_http, normalize_sql};
 use perf_sentinel_engine::registry::{self, GreenSummary, ScoreInput};
-use perf_sentinel_engine::trace::{self, TemplateInterner};
+use perf_sentinel_engine::trace::{self, Interner};
 use perf_sentinel_engine::{Engine, SpanEvent};
 use prost::Message;
 use serde_json::json;
@@ -158,7 +158,7 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || events.clone(),
             |events| {
-                let mut templates = TemplateInterner::default();
+                let mut templates = Interner::default();
                 events
                     .into_iter()
                     .map(|e| trace::Span::new(e, &mut templates))

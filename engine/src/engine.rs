@@ -337,7 +337,7 @@ pub fn endpoint_io(traces: &[Trace]) -> Vec<EndpointIo> {
     let mut run: Option<((&str, &str), u64)> = None;
     for t in traces {
         for s in &t.spans {
-            let key = (s.event.service.as_str(), s.event.source.endpoint.as_str());
+            let key = (&*s.event.service, &*s.event.source.endpoint);
             match &mut run {
                 Some((k, n)) if *k == key => *n += 1,
                 _ => {

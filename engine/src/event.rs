@@ -27,12 +27,14 @@ impl EventKind {
 }
 
 /// The inbound request and the code that caused an I/O operation.
+///
+/// Events own their strings; normalized spans share them (`EventSource<Arc<str>>`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventSource {
+pub struct EventSource<S = String> {
     /// Inbound route that caused the I/O, e.g. `GET /invoices/{id}`.
-    pub endpoint: String,
+    pub endpoint: S,
     /// Code-level caller (informational).
-    pub method: String,
+    pub method: S,
 }
 
 /// One I/O span, in the native event format.

@@ -115,12 +115,12 @@ pub fn explain(trace: &Trace, findings: &[Finding]) -> Explanation {
         };
         SpanNode {
             span_id: id.to_owned(),
-            parent_span_id: s.event.parent_span_id.clone(),
-            service: s.event.service.clone(),
+            parent_span_id: s.event.parent_span_id.as_ref().map(|p| p.to_string()),
+            service: s.event.service.to_string(),
             template: s.template.to_string(),
-            operation: s.event.operation.clone(),
+            operation: s.event.operation.to_string(),
             duration_us: s.event.duration_us,
-            timestamp: s.event.timestamp.clone(),
+            timestamp: s.event.timestamp.to_string(),
             children,
             findings: ctx.anchored.remove(id).unwrap_or_default(),
         }

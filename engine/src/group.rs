@@ -40,8 +40,8 @@ pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
         _ => 0,
     };
     Bounds {
-        first_timestamp: min.clone(),
-        last_timestamp: max.clone(),
+        first_timestamp: min.to_string(),
+        last_timestamp: max.to_string(),
         window_ms,
     }
 }
@@ -93,10 +93,10 @@ pub fn code_location(span: &Span) -> Option<CodeLocation> {
         return None;
     }
     Some(CodeLocation {
-        function: e.code_function.clone(),
-        filepath: e.code_filepath.clone(),
+        function: e.code_function.as_deref().map(str::to_owned),
+        filepath: e.code_filepath.as_deref().map(str::to_owned),
         lineno: e.code_lineno,
-        namespace: e.code_namespace.clone(),
+        namespace: e.code_namespace.as_deref().map(str::to_owned),
     })
 }
 
@@ -109,9 +109,9 @@ pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str,
     Finding {
         finding_type: finding_type.to_owned(),
         severity,
-        trace_id: first.map(|s| s.event.trace_id.clone()).unwrap_or_default(),
-        service: first.map(|s| s.event.service.clone()).unwrap_or_default(),
-        source_endpoint: first.map(|s| s.event.source.endpoint.clone()).unwrap_or_default(),
+        trace_id: first.map(|s| s.event.trace_id.to_string()).unwrap_or_default(),
+        service: first.map(|s| s.event.service.to_string()).unwrap_or_default(),
+        source_endpoint: first.map(|s| s.event.source.endpoint.to_string()).unwrap_or_default(),
         pattern: Pattern {
             template: template.to_owned(),
             occurrences: group.len() as u64,
@@ -126,11 +126,11 @@ pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str,
         classification_method: None,
         code_location: first.and_then(|s| code_location(s)),
         instrumentation_scopes: first
-            .map(|s| s.event.instrumentation_scopes.clone())
+            .map(|s| s.event.instrumentation_scopes.iter().map(|sc| sc.to_string()).collect())
             .unwrap_or_default(),
         suggested_fix: None,
         signature: String::new(),
-        span_ids: group.iter().map(|s| s.event.span_id.clone()).collect(),
+        span_ids: group.iter().map(|s| s.event.span_id.to_string()).collect(),
         trace_level: false,
     }
 }

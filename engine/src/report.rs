@@ -71,4 +71,13 @@ impl Report {
         s.push('\n');
         s
     }
+
+    /// Writes what [`Report::to_json`] returns, without holding it in memory.
+    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+        serde_json::to_writer_pretty(&mut w, self).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")?;
+        w.flush()
+    }
 }

@@ -1,38 +1,116 @@
 //! Normalized spans grouped into traces: what detectors see.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::event::{EventKind, SpanEvent};
-use crate::normalize::{DigestSink, ParamDigest, ParamSink, normalize_http, normalize_sql};
+pub use compact_str::CompactString;
 
-/// A span after normalization.
+use crate::event::{EventKind, EventSource, SpanEvent};
+use crate::normalize::{DigestSink, ParamDigest, ParamSink, normalize_http, normalize_sql, statement_verb, url_host};
+
+/// A span after normalization: what detectors and scorers see.
+///
+/// The raw statement or URL is gone once normalized: what is left of it is
+/// the template, the digest of its literals, the URL's host and the SQL
+/// verb. Names that repeat from span to span (service, endpoint, operation,
+/// code location, scopes, trace id) share one allocation, and ids and
+/// timestamps of up to 24 bytes are stored inline, so a span costs about a
+/// third of the event it came from.
 #[derive(Debug, Clone)]
 pub struct Span {
-    /// The event as ingested. Its `target` holds the raw statement or URL:
-    /// detectors use [`Span::template`] and [`Span::params`] instead.
-    pub event: SpanEvent,
+    /// The event's fields, shared where they repeat.
+    pub event: SpanRecord,
     /// The normalized template, e.g. `SELECT * FROM t WHERE id = ?`.
     pub template: Arc<str>,
     /// A fingerprint of the literals removed from the target.
     pub params: ParamDigest,
 }
 
+/// The fields of a [`SpanEvent`] that outlive normalization.
+///
+/// Same names and meanings as in [`SpanEvent`]; `target` is replaced by
+/// [`SpanRecord::host`] and [`SpanRecord::verb`], and `db_parameters` by the
+/// span's [`ParamDigest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub timestamp: CompactString,
+    pub trace_id: Arc<str>,
+    pub span_id: CompactString,
+    pub parent_span_id: Option<CompactString>,
+    pub service: Arc<str>,
+    pub cloud_region: Option<Arc<str>>,
+    pub kind: EventKind,
+    pub operation: Arc<str>,
+    pub duration_us: u64,
+    pub source: EventSource<Arc<str>>,
+    pub status_code: Option<u16>,
+    pub response_size_bytes: Option<u64>,
+    pub code_function: Option<Arc<str>>,
+    pub code_filepath: Option<Arc<str>>,
+    pub code_lineno: Option<u32>,
+    pub code_namespace: Option<Arc<str>>,
+    /// OpenTelemetry instrumentation scope names, leaf first.
+    pub instrumentation_scopes: Arc<[Arc<str>]>,
+    pub start_unix_nanos: Option<i64>,
+    /// Lower-cased host of an `http://` or `https://` target, if it has one.
+    pub host: Option<Arc<str>>,
+    /// SQL: the statement's leading keyword, upper-cased, when it is a known
+    /// one ([`statement_verb`]); `None` for HTTP.
+    pub verb: Option<&'static str>,
+}
+
 impl Span {
     /// Normalizes one event.
-    pub fn new(mut event: SpanEvent, templates: &mut TemplateInterner) -> Span {
+    pub fn new(event: SpanEvent, names: &mut Interner) -> Span {
         let mut sink = DigestSink::default();
         let template = match event.kind {
             EventKind::Sql => normalize_sql(&event.target, &mut sink),
             EventKind::HttpOut => normalize_http(&event.operation, &event.target, &mut sink),
         };
-        for value in event.db_parameters.drain(..) {
-            sink.push(&value);
+        for value in &event.db_parameters {
+            sink.push(value);
         }
+        let host = url_host(&event.target).map(|h| {
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                names.intern(&h.to_ascii_lowercase())
+            } else {
+                names.intern(h)
+            }
+        });
+        let verb = match event.kind {
+            EventKind::Sql => statement_verb(&event.target),
+            EventKind::HttpOut => None,
+        };
+        let opt = |names: &mut Interner, v: Option<String>| v.map(|v| names.intern(&v));
+        let record = SpanRecord {
+            timestamp: CompactString::from(event.timestamp),
+            trace_id: names.trace_id(&event.trace_id),
+            span_id: CompactString::from(event.span_id),
+            parent_span_id: event.parent_span_id.map(CompactString::from),
+            service: names.intern(&event.service),
+            cloud_region: opt(names, event.cloud_region),
+            kind: event.kind,
+            operation: names.intern(&event.operation),
+            duration_us: event.duration_us,
+            source: EventSource {
+                endpoint: names.intern(&event.source.endpoint),
+                method: names.intern(&event.source.method),
+            },
+            status_code: event.status_code,
+            response_size_bytes: event.response_size_bytes,
+            code_function: opt(names, event.code_function),
+            code_filepath: opt(names, event.code_filepath),
+            code_lineno: event.code_lineno,
+            code_namespace: opt(names, event.code_namespace),
+            instrumentation_scopes: names.scopes(&event.instrumentation_scopes),
+            start_unix_nanos: event.start_unix_nanos,
+            host,
+            verb,
+        };
         Span {
-            template: templates.intern(template),
+            template: names.intern_owned(template),
             params: sink.finish(),
-            event,
+            event: record,
         }
     }
 
@@ -53,20 +131,69 @@ impl Span {
     }
 }
 
-/// Shares one allocation between every span with the same template.
+/// Shares one allocation between equal names and templates.
+///
+/// One interner serves one run of spans (a worker's share of a file, an OTLP
+/// request). Trace ids are shared with the previous span only, since they
+/// rarely repeat once their trace is over; everything else goes through a
+/// set that is emptied when it reaches [`Interner::MAX_NAMES`], so a stream
+/// of distinct names costs no more than owning them would.
 #[derive(Default)]
-pub struct TemplateInterner {
-    seen: HashMap<Arc<str>, ()>,
+pub struct Interner {
+    names: HashSet<Arc<str>>,
+    last_trace: Option<Arc<str>>,
+    last_scopes: Option<Arc<[Arc<str>]>>,
 }
 
-impl TemplateInterner {
-    pub fn intern(&mut self, t: String) -> Arc<str> {
-        if let Some((k, _)) = self.seen.get_key_value(t.as_str()) {
+impl Interner {
+    /// How many distinct names the set holds before it starts over.
+    pub const MAX_NAMES: usize = 1 << 16;
+
+    /// The shared copy of `s`.
+    pub fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(k) = self.names.get(s) {
             return Arc::clone(k);
         }
-        let k: Arc<str> = Arc::from(t);
-        self.seen.insert(Arc::clone(&k), ());
+        self.insert(Arc::from(s))
+    }
+
+    /// The shared copy of `s`, reusing its buffer when it is new.
+    pub fn intern_owned(&mut self, s: String) -> Arc<str> {
+        if let Some(k) = self.names.get(s.as_str()) {
+            return Arc::clone(k);
+        }
+        self.insert(Arc::from(s))
+    }
+
+    fn insert(&mut self, k: Arc<str>) -> Arc<str> {
+        if self.names.len() >= Self::MAX_NAMES {
+            self.names.clear();
+        }
+        self.names.insert(Arc::clone(&k));
         k
+    }
+
+    fn trace_id(&mut self, id: &str) -> Arc<str> {
+        match &self.last_trace {
+            Some(last) if **last == *id => Arc::clone(last),
+            _ => {
+                let k: Arc<str> = Arc::from(id);
+                self.last_trace = Some(Arc::clone(&k));
+                k
+            }
+        }
+    }
+
+    fn scopes(&mut self, scopes: &[String]) -> Arc<[Arc<str>]> {
+        if let Some(last) = &self.last_scopes
+            && last.len() == scopes.len()
+            && last.iter().zip(scopes).all(|(a, b)| **a == **b)
+        {
+            return Arc::clone(last);
+        }
+        let list: Arc<[Arc<str>]> = scopes.iter().map(|s| self.intern(s)).collect();
+        self.last_scopes = Some(Arc::clone(&list));
+        list
     }
 }
 
@@ -143,7 +270,7 @@ impl IntoIterator for SpanBatch {
 /// over the cores.
 pub fn normalize_events(events: Vec<SpanEvent>) -> SpanBatch {
     SpanBatch::from_parts(crate::parallel::map_owned_chunks(events, 4096, |chunk| {
-        let mut templates = TemplateInterner::default();
+        let mut templates = Interner::default();
         chunk
             .into_iter()
             .map(|e| Span::new(e, &mut templates))
@@ -152,29 +279,54 @@ pub fn normalize_events(events: Vec<SpanEvent>) -> SpanBatch {
 }
 
 /// Groups normalized spans by exact trace id, as [`group_traces`] does.
+///
+/// Two passes: the first finds each span's trace and counts the spans of
+/// every trace, the second moves each span into a vector of exactly that
+/// size, reserved when the trace's first span arrives, while the batch is
+/// freed part by part. The spans are never held twice and no vector grows
+/// past what it needs.
 pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut traces: Vec<Trace> = Vec::new();
+    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut ids: Vec<Arc<str>> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    let mut slots: Vec<usize> = Vec::with_capacity(spans.len());
     let mut last: Option<usize> = None;
-    for span in spans {
+    for span in spans.iter() {
+        let id = &span.event.trace_id;
         // Files usually hold a trace's spans together: try the last trace first.
-        if let Some(i) = last.filter(|&i| traces[i].trace_id == span.event.trace_id) {
-            traces[i].spans.push(span);
-            continue;
-        }
-        let slot = match index.get(span.event.trace_id.as_str()) {
-            Some(&i) => i,
-            None => {
-                index.insert(span.event.trace_id.clone(), traces.len());
-                traces.push(Trace {
-                    trace_id: span.event.trace_id.clone(),
-                    spans: Vec::new(),
-                });
-                traces.len() - 1
-            }
+        let slot = match last {
+            Some(i) if *ids[i] == **id => i,
+            _ => match index.get(&**id) {
+                Some(&i) => i,
+                None => {
+                    let i = ids.len();
+                    index.insert(Arc::clone(id), i);
+                    ids.push(Arc::clone(id));
+                    counts.push(0);
+                    i
+                }
+            },
         };
-        traces[slot].spans.push(span);
+        counts[slot] += 1;
+        slots.push(slot);
         last = Some(slot);
+    }
+    drop(index);
+    let mut traces: Vec<Trace> = ids
+        .iter()
+        .map(|id| Trace {
+            trace_id: id.to_string(),
+            spans: Vec::new(),
+        })
+        .collect();
+    drop(ids);
+    for (span, slot) in spans.into_iter().zip(slots) {
+        let spans = &mut traces[slot].spans;
+        // Reserved on first use, so that the traces grow as the batch shrinks.
+        if spans.capacity() == 0 {
+            spans.reserve_exact(counts[slot]);
+        }
+        spans.push(span);
     }
     traces.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
     for t in &mut traces {

@@ -296,21 +296,6 @@ fn hour_month(ts: &str) -> (Option<usize>, Option<usize>) {
     (hour, month)
 }
 
-/// Host of an `http://` or `https://` URL, without userinfo and port, lower-cased.
-fn url_host(target: &str) -> Option<String> {
-    let rest = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit('@').next()?;
-    let host = if host.starts_with('[') {
-        host.split(']').next().map(|h| h.trim_start_matches('['))
-    } else {
-        host.split(':').next()
-    }?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
 impl CarbonContext {
     fn region_of(&self, span: &Span) -> Option<String> {
         if let Some(r) = &span.event.cloud_region {
@@ -351,21 +336,12 @@ impl CarbonContext {
         let mut e = ENERGY_PER_IO_OP_KWH;
         if self.per_op {
             e *= match span.kind() {
-                EventKind::Sql => {
-                    let verb = span
-                        .event
-                        .target
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_uppercase();
-                    match verb.as_str() {
-                        "SELECT" => 0.5,
-                        "INSERT" | "UPDATE" => 1.5,
-                        "DELETE" => 1.2,
-                        _ => 1.0,
-                    }
-                }
+                EventKind::Sql => match span.event.verb {
+                    Some("SELECT") => 0.5,
+                    Some("INSERT" | "UPDATE") => 1.5,
+                    Some("DELETE") => 1.2,
+                    _ => 1.0,
+                },
                 EventKind::HttpOut => match span.event.response_size_bytes {
                     Some(b) if b > 1_048_576 => 2.0,
                     Some(b) if b >= 10_240 => 1.2,
@@ -374,7 +350,7 @@ impl CarbonContext {
                 },
             };
         }
-        match self.calibration.get(&span.event.service) {
+        match self.calibration.get(&*span.event.service) {
             Some(f) => (e * f, true),
             None => (e, false),
         }
@@ -420,7 +396,7 @@ impl Scorer for Carbon {
             b.pue = pue;
             b.known = ctx.tables.regions.contains_key(&region);
             let s = services
-                .entry(span.event.service.clone())
+                .entry(span.event.service.to_string())
                 .or_insert_with(|| ServiceAcc {
                     region: region.clone(),
                     ..ServiceAcc::default()
@@ -428,8 +404,8 @@ impl Scorer for Carbon {
             s.energy += energy;
             s.carbon += op;
             if ctx.transport && span.kind() == EventKind::HttpOut {
-                if let (Some(bytes), Some(host)) = (span.event.response_size_bytes, url_host(&span.event.target)) {
-                    if let Some(callee) = ctx.service_regions.get(&host) {
+                if let (Some(bytes), Some(host)) = (span.event.response_size_bytes, &span.event.host) {
+                    if let Some(callee) = ctx.service_regions.get(&**host) {
                         if !callee.eq_ignore_ascii_case(&region) {
                             transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
                         }
@@ -562,12 +538,5 @@ mod tests {
         assert_eq!(hour_month("2025-07-10T18:05:00.000Z"), (Some(18), Some(7)));
         assert_eq!(hour_month("2025-07-10T18:05:00+02:00"), (None, None));
         assert_eq!(hour_month("2025-07-10 03:05:00Z"), (Some(3), Some(7)));
-    }
-
-    #[test]
-    fn hosts() {
-        assert_eq!(url_host("http://user@Ledger:8080/x").as_deref(), Some("ledger"));
-        assert_eq!(url_host("https://[::1]:4318/v1").as_deref(), Some("::1"));
-        assert_eq!(url_host("/relative"), None);
     }
 }

@@ -48,7 +48,7 @@ use tracing::{error, info, warn};
 use crate::ack::Acknowledgments;
 use crate::engine::Engine;
 use crate::ingest::Ingested;
-use crate::trace::{Span, TemplateInterner};
+use crate::trace::{Interner, Span};
 use ledger::Ledger;
 use settings::{DaemonSettings, keep_trace};
 use store::FindingsStore;
@@ -118,7 +118,7 @@ impl Ingest {
         let received = input.events.len() as u64;
         let rate = s.settings.sampling_rate;
         let mut kept = Vec::with_capacity(input.events.len());
-        let mut interner = TemplateInterner::default();
+        let mut interner = Interner::default();
         for mut e in input.events {
             if keep_trace(&e.trace_id, rate) {
                 e.sanitize();
@@ -151,13 +151,13 @@ impl Ingest {
         let mut metered = self.shared.metered.lock().unwrap_or_else(|e| e.into_inner());
         for sp in spans {
             let svc = &sp.event.service;
-            if !metered.contains(svc) {
+            if !metered.contains(&**svc) {
                 if metered.len() >= MAX_METERED_SERVICES {
                     continue;
                 }
-                metered.insert(svc.clone());
+                metered.insert(svc.to_string());
             }
-            ::metrics::counter!(metrics::SERVICE_IO_OPS, "service" => svc.clone()).increment(1);
+            ::metrics::counter!(metrics::SERVICE_IO_OPS, "service" => svc.to_string()).increment(1);
         }
     }
 }

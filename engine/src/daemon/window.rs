@@ -2,6 +2,7 @@
 //! in age (TTL since the last span) and in spans per trace (ring buffer).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::trace::Span;
@@ -26,9 +27,9 @@ pub struct Pushed {
 
 /// The window. Not thread-safe by itself: the daemon keeps it behind a mutex.
 pub struct TraceWindow {
-    traces: HashMap<String, Entry>,
+    traces: HashMap<Arc<str>, Entry>,
     /// touch sequence -> trace id, oldest first.
-    order: BTreeMap<u64, String>,
+    order: BTreeMap<u64, Arc<str>>,
     seq: u64,
     max_traces: usize,
     max_spans: usize,
@@ -82,7 +83,7 @@ impl TraceWindow {
             if let Some((_, oldest)) = self.order.pop_first() {
                 if let Some(e) = self.traces.remove(&oldest) {
                     self.span_count -= e.spans.len();
-                    out.evicted = Some((oldest, e.spans.into()));
+                    out.evicted = Some((oldest.to_string(), e.spans.into()));
                 }
             }
         }
@@ -103,7 +104,7 @@ impl TraceWindow {
 
     /// Removes and returns every trace idle for more than `ttl`, oldest touch first.
     pub fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<Evicted> {
-        let expired: Vec<(u64, String)> = self
+        let expired: Vec<(u64, Arc<str>)> = self
             .order
             .iter()
             .filter(|(_, id)| {
@@ -118,15 +119,15 @@ impl TraceWindow {
 
     /// Removes and returns every trace.
     pub fn drain(&mut self) -> Vec<Evicted> {
-        let all: Vec<(u64, String)> = std::mem::take(&mut self.order).into_iter().collect();
+        let all: Vec<(u64, Arc<str>)> = std::mem::take(&mut self.order).into_iter().collect();
         all.into_iter().filter_map(|(s, id)| self.take(s, id)).collect()
     }
 
-    fn take(&mut self, seq: u64, id: String) -> Option<Evicted> {
+    fn take(&mut self, seq: u64, id: Arc<str>) -> Option<Evicted> {
         self.order.remove(&seq);
         let e = self.traces.remove(&id)?;
         self.span_count -= e.spans.len();
-        Some((id, e.spans.into()))
+        Some((id.to_string(), e.spans.into()))
     }
 
     /// A copy of a trace's spans, without touching it.
@@ -139,7 +140,7 @@ impl TraceWindow {
 mod tests {
     use super::*;
     use crate::event::{EventKind, EventSource, SpanEvent};
-    use crate::trace::TemplateInterner;
+    use crate::trace::Interner;
 
     fn span(trace: &str, id: u32) -> Span {
         let e = SpanEvent {
@@ -164,7 +165,7 @@ mod tests {
             start_unix_nanos: None,
             db_parameters: vec![],
         };
-        Span::new(e, &mut TemplateInterner::default())
+        Span::new(e, &mut Interner::default())
     }
 
     #[test]

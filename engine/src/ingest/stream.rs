@@ -17,7 +17,7 @@ use std::sync::mpsc;
 
 use super::{Format, IngestError, IngestStats, MAX_JSON_DEPTH, expected};
 use crate::event::SpanEvent;
-use crate::trace::{Span, SpanBatch, TemplateInterner};
+use crate::trace::{Interner, Span, SpanBatch};
 
 /// Bytes of whole elements handed to a worker at a time.
 const RUN_BYTES: usize = 1 << 20;
@@ -79,7 +79,7 @@ pub fn read_native_spans(
             let done_tx = done_tx.clone();
             let work_rx = &work_rx;
             s.spawn(move || {
-                let mut templates = TemplateInterner::default();
+                let mut templates = Interner::default();
                 loop {
                     let next = work_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok(run)) = next else { break };
@@ -123,7 +123,7 @@ pub fn read_native_spans(
     })
 }
 
-fn parse_run(run: &Run, origin: &str, templates: &mut TemplateInterner) -> Parsed {
+fn parse_run(run: &Run, origin: &str, templates: &mut Interner) -> Parsed {
     let mut out = Vec::with_capacity(run.elements.len());
     // The whole file must be UTF-8, strings of unknown fields too (serde
     // skips those unchecked): one check per run, per element only to say where.
@@ -404,8 +404,9 @@ mod tests {
         let whole = crate::ingest::parse(&bytes, "t.json").unwrap();
         assert_eq!(stats.spans_read, 12_000);
         assert_eq!(spans.len(), whole.events.len());
-        for (s, e) in spans.iter().zip(&whole.events) {
-            assert_eq!((&s.event.trace_id, &s.event.span_id), (&e.trace_id, &e.span_id));
+        let whole = crate::trace::normalize_events(whole.events);
+        for (s, w) in spans.iter().zip(whole.iter()) {
+            assert_eq!((&s.event, &s.template, s.params), (&w.event, &w.template, w.params));
         }
     }
 

@@ -60,6 +60,22 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
+/// Host of an `http://` or `https://` URL, without userinfo and port, as it
+/// was written (callers lower-case it).
+pub fn url_host(target: &str) -> Option<&str> {
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| h.trim_start_matches('['))
+    } else {
+        host.split(':').next()
+    }?;
+    (!host.is_empty()).then_some(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +119,14 @@ mod tests {
         let q: Vec<String> = (0..150).map(|i| format!("k{i}=v")).collect();
         let (_, p) = norm("GET", &format!("/x?{}", q.join("&")));
         assert_eq!(p.len(), MAX_QUERY_PARAMS);
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(url_host("http://user@Ledger:8080/x"), Some("Ledger"));
+        assert_eq!(url_host("https://[::1]:4318/v1"), Some("::1"));
+        assert_eq!(url_host("https://pay.example?q=1"), Some("pay.example"));
+        assert_eq!(url_host("http:///x"), None);
+        assert_eq!(url_host("/relative"), None);
     }
 }

@@ -11,8 +11,8 @@ mod sql;
 
 use std::hash::{DefaultHasher, Hasher};
 
-pub use http::normalize_http;
-pub use sql::normalize_sql;
+pub use http::{normalize_http, url_host};
+pub use sql::{normalize_sql, statement_verb};
 
 /// Receives the literal values removed from a statement, in order.
 pub trait ParamSink {

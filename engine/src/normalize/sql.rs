@@ -201,6 +201,48 @@ fn match_in_list(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// Statement keywords that [`statement_verb`] reports.
+const VERBS: &[&str] = &[
+    "ALTER",
+    "BEGIN",
+    "CALL",
+    "COMMIT",
+    "COPY",
+    "CREATE",
+    "DELETE",
+    "DROP",
+    "EXEC",
+    "EXECUTE",
+    "EXPLAIN",
+    "GRANT",
+    "INSERT",
+    "MERGE",
+    "REPLACE",
+    "REVOKE",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "SELECT",
+    "SET",
+    "SHOW",
+    "START",
+    "TRUNCATE",
+    "UPDATE",
+    "UPSERT",
+    "VALUES",
+    "WITH",
+];
+
+/// The statement's first whitespace-separated word, upper-cased, when it is
+/// a known statement keyword (`SELECT`, `INSERT`, `UPDATE`, `DELETE`, `WITH`,
+/// ...). Anything else, a literal included, gives `None`.
+pub fn statement_verb(sql: &str) -> Option<&'static str> {
+    let word = sql.split_whitespace().next()?;
+    if word.len() > 16 {
+        return None;
+    }
+    VERBS.iter().copied().find(|v| v.eq_ignore_ascii_case(word))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +320,14 @@ mod tests {
     fn long_input_is_cut_on_a_char_boundary() {
         let s = format!("{}é", "a".repeat(MAX_SQL_BYTES - 1));
         assert_eq!(norm(&s).0.len(), MAX_SQL_BYTES - 1);
+    }
+
+    #[test]
+    fn verbs() {
+        assert_eq!(statement_verb("  select * from t"), Some("SELECT"));
+        assert_eq!(statement_verb("Insert into t values (1)"), Some("INSERT"));
+        assert_eq!(statement_verb("SELECT/* c */ 1"), None);
+        assert_eq!(statement_verb("'secret' AS x"), None);
+        assert_eq!(statement_verb(""), None);
     }
 }

@@ -76,7 +76,7 @@ fn build_panic(_: &Settings) -> Result<Box<dyn Detector>, String> {
 
 impl Detector for Panic {
     fn detect(&self, trace: &Trace, _earlier: &[Finding], _out: &mut Vec<Finding>) {
-        if trace.spans.iter().any(|s| s.event.service == "panic-please") {
+        if trace.spans.iter().any(|s| &*s.event.service == "panic-please") {
             panic!("test_panic detector: service panic-please seen");
         }
     }
