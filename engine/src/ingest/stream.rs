@@ -54,6 +54,11 @@ struct Run {
     bytes: Vec<u8>,
     start: Pos,
     elements: Vec<(usize, usize)>,
+    /// Room for the run's spans, allocated by the reading thread: the spans
+    /// are later moved into traces and freed on that thread, where the
+    /// allocator can reuse the memory at once (memory freed from another
+    /// thread's heap comes back later).
+    spans: Vec<Span>,
 }
 
 type Parsed = Result<Vec<Span>, IngestError>;
@@ -82,8 +87,8 @@ pub fn read_native_spans(
                 let mut templates = Interner::default();
                 loop {
                     let next = work_rx.lock().map(|rx| rx.recv());
-                    let Ok(Ok(run)) = next else { break };
-                    let parsed = parse_run(&run, origin, &mut templates);
+                    let Ok(Ok(mut run)) = next else { break };
+                    let parsed = parse_run(&mut run, origin, &mut templates);
                     let failed = parsed.is_err();
                     if done_tx.send((run.index, parsed)).is_err() || failed {
                         break;
@@ -123,8 +128,8 @@ pub fn read_native_spans(
     })
 }
 
-fn parse_run(run: &Run, origin: &str, templates: &mut Interner) -> Parsed {
-    let mut out = Vec::with_capacity(run.elements.len());
+fn parse_run(run: &mut Run, origin: &str, templates: &mut Interner) -> Parsed {
+    let mut out = std::mem::take(&mut run.spans);
     // The whole file must be UTF-8, strings of unknown fields too (serde
     // skips those unchecked): one check per run, per element only to say where.
     let utf8 = std::str::from_utf8(&run.bytes).is_ok();
@@ -310,6 +315,7 @@ fn split(
                 index,
                 bytes: buf[run_start..run_end].to_vec(),
                 start: run_pos,
+                spans: Vec::with_capacity(elements.len()),
                 elements: std::mem::take(&mut elements),
             };
             run_pos = run_pos.advance(&run.bytes);
