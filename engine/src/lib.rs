@@ -55,7 +55,7 @@ pub mod trace;
 pub use engine::{Analysis, Engine, EngineError};
 pub use event::{EventKind, SpanEvent};
 pub use finding::{Confidence, Finding, Severity};
-pub use trace::{Span, Trace};
+pub use trace::{Span, SpanRecord, Trace};
 
 /// Re-exports for the registration macros; not a public API.
 #[doc(hidden)]
