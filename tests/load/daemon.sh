@@ -30,6 +30,7 @@ sleep 2.5
 curl -s "http://$http/metrics" | grep -E "^perf_sentinel_(spans_|analysis_shed|otlp_rejected)" | grep -v " 0$" || true
 peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
 hz=$(getconf CLK_TCK)
-echo "idle RSS $((idle / 1024)) MB, peak RSS $((peak / 1024)) MB, daemon CPU $(( (t1 - t0) / hz )) s over ${secs} s of load"
+awk -v i="$idle" -v p="$peak" -v c="$((t1 - t0))" -v hz="$hz" -v s="$secs" \
+    'BEGIN { printf "idle RSS %.1f MB, peak RSS %.0f MB, daemon CPU %.2f s over %s s of load (%.2f cores)\n", i / 1024, p / 1024, c / hz, s, c / hz / s }'
 kill -TERM $pid
 wait $pid && echo "exit 0"

@@ -36,7 +36,7 @@ mod store;
 mod window;
 mod worker;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -148,16 +148,33 @@ impl Ingest {
     }
 
     fn meter(&self, spans: &[Span]) {
-        let mut metered = self.shared.metered.lock().unwrap_or_else(|e| e.into_inner());
+        // One counter update per service and request, not per span: spans of
+        // a request mostly share a few services.
+        let mut per_service: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut run: Option<(&str, u64)> = None;
         for sp in spans {
-            let svc = &sp.event.service;
-            if !metered.contains(&**svc) {
+            let svc = &*sp.event.service;
+            match &mut run {
+                Some((s, n)) if *s == svc => *n += 1,
+                _ => {
+                    if let Some((s, n)) = run.replace((svc, 1)) {
+                        *per_service.entry(s).or_default() += n;
+                    }
+                }
+            }
+        }
+        if let Some((s, n)) = run {
+            *per_service.entry(s).or_default() += n;
+        }
+        let mut metered = self.shared.metered.lock().unwrap_or_else(|e| e.into_inner());
+        for (svc, n) in per_service {
+            if !metered.contains(svc) {
                 if metered.len() >= MAX_METERED_SERVICES {
                     continue;
                 }
-                metered.insert(svc.to_string());
+                metered.insert(svc.to_owned());
             }
-            ::metrics::counter!(metrics::SERVICE_IO_OPS, "service" => svc.to_string()).increment(1);
+            ::metrics::counter!(metrics::SERVICE_IO_OPS, "service" => svc.to_owned()).increment(n);
         }
     }
 }
