@@ -140,6 +140,41 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    // What the daemon does with one OTLP protobuf request: decode, map to
+    // events, sanitize and normalize, owned events against borrowed ones.
+    let mut g = c.benchmark_group("daemon_request");
+    g.throughput(Throughput::Elements(n));
+    let proto = &inputs[4].2;
+    g.bench_function("owned_events", |b| {
+        b.iter(|| {
+            let req = otlp::decode_protobuf(black_box(proto), "bench").unwrap();
+            let mut names = Interner::default();
+            otlp::convert(&req)
+                .events
+                .into_iter()
+                .map(|mut e| {
+                    e.sanitize();
+                    trace::Span::new(e, &mut names)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("borrowed_events", |b| {
+        b.iter(|| {
+            let req = otlp::decode_protobuf(black_box(proto), "bench").unwrap();
+            let mut names = Interner::default();
+            otlp::convert_borrowed(&req)
+                .0
+                .into_iter()
+                .map(|mut e| {
+                    e.sanitize();
+                    trace::Span::new(e, &mut names)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("normalize");
     g.throughput(Throughput::Elements(n));
     g.bench_function("sql_and_http", |b| {

@@ -4,6 +4,8 @@
 //! names, their order and their optionality are a compatibility contract
 //! (spec 01 §2). Absent optional fields are omitted on output.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// What kind of I/O a span performed.
@@ -38,40 +40,45 @@ pub struct EventSource<S = String> {
 }
 
 /// One I/O span, in the native event format.
+///
+/// Events read from files own their strings (`SpanEvent<String>`, the
+/// default). A mapper that reads from a buffer it keeps, as the daemon does
+/// with a decoded OTLP request, can borrow them instead
+/// (`SpanEvent<Cow<str>>`): normalization copies only what the span keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpanEvent {
+pub struct SpanEvent<S = String> {
     /// Span start, ISO-8601 UTC, canonically `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-    pub timestamp: String,
-    pub trace_id: String,
-    pub span_id: String,
+    pub timestamp: S,
+    pub trace_id: S,
+    pub span_id: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_span_id: Option<String>,
-    pub service: String,
+    pub parent_span_id: Option<S>,
+    pub service: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cloud_region: Option<String>,
+    pub cloud_region: Option<S>,
     #[serde(rename = "type")]
     pub kind: EventKind,
     /// SQL: database system or verb; HTTP: the request method.
-    pub operation: String,
+    pub operation: S,
     /// SQL text, or HTTP URL or path.
-    pub target: String,
+    pub target: S,
     pub duration_us: u64,
-    pub source: EventSource,
+    pub source: EventSource<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_size_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_function: Option<String>,
+    pub code_function: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_filepath: Option<String>,
+    pub code_filepath: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_lineno: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_namespace: Option<String>,
+    pub code_namespace: Option<S>,
     /// OpenTelemetry instrumentation scope names, leaf first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub instrumentation_scopes: Vec<String>,
+    pub instrumentation_scopes: Vec<S>,
     /// Span start in nanoseconds since the epoch, at the precision the input
     /// had (OTLP: nanoseconds; Jaeger and Zipkin: microseconds). Native files
     /// carry it in `timestamp` only, so it is derived from there.
@@ -81,7 +88,7 @@ pub struct SpanEvent {
     /// captured them (`db.statement.parameters`, `db.query.parameter.<key>`).
     /// Normalization folds them into the parameter digest and drops them.
     #[serde(skip)]
-    pub db_parameters: Vec<String>,
+    pub db_parameters: Vec<S>,
 }
 
 /// Byte caps applied to every event after mapping (spec 01 §5).
@@ -100,17 +107,58 @@ mod caps {
 
 /// Cuts `s` to at most `max` bytes, on a character boundary.
 pub fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
+    s.truncate(char_floor(s, max));
+}
+
+/// The largest character boundary of `s` at or below `max`.
+fn char_floor(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+/// A string an event can hold: owned, or borrowed from a decoded request.
+pub trait Text: AsRef<str> {
+    /// Cuts the text to at most `max` bytes, on a character boundary.
+    fn cut(&mut self, max: usize);
+    /// The text as an inline-when-short string, reusing an owned buffer.
+    fn into_compact(self) -> compact_str::CompactString;
+}
+
+impl Text for String {
+    fn cut(&mut self, max: usize) {
+        truncate_utf8(self, max);
+    }
+    fn into_compact(self) -> compact_str::CompactString {
+        compact_str::CompactString::from(self)
+    }
+}
+
+impl Text for Cow<'_, str> {
+    fn cut(&mut self, max: usize) {
+        let end = char_floor(self, max);
+        match self {
+            Cow::Borrowed(s) => *s = &s[..end],
+            Cow::Owned(s) => s.truncate(end),
         }
-        s.truncate(end);
+    }
+    fn into_compact(self) -> compact_str::CompactString {
+        compact_str::CompactString::from(self)
     }
 }
 
 fn has_control(s: &str) -> bool {
-    s.chars().any(|c| c.is_control())
+    // ASCII text, the usual case, needs no decoding: its controls are C0 and DEL.
+    if s.is_ascii() {
+        s.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        s.chars().any(char::is_control)
+    }
 }
 
 /// A valid region id: 1 to 64 ASCII letters, digits, `-` or `_`.
@@ -118,42 +166,74 @@ pub fn is_region_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= caps::REGION && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-impl SpanEvent {
+impl<S: Text> SpanEvent<S> {
     /// Applies the length caps and character rules of spec 01 §5, and derives
     /// `start_unix_nanos` from `timestamp` when the source gave none.
     pub fn sanitize(&mut self) {
-        truncate_utf8(&mut self.timestamp, caps::TIMESTAMP);
-        truncate_utf8(&mut self.trace_id, caps::ID);
-        truncate_utf8(&mut self.span_id, caps::ID);
+        self.timestamp.cut(caps::TIMESTAMP);
+        self.trace_id.cut(caps::ID);
+        self.span_id.cut(caps::ID);
         if let Some(p) = &mut self.parent_span_id {
-            truncate_utf8(p, caps::ID);
+            p.cut(caps::ID);
         }
-        if self.cloud_region.as_deref().is_some_and(|r| !is_region_id(r)) {
+        if self.cloud_region.as_ref().is_some_and(|r| !is_region_id(r.as_ref())) {
             self.cloud_region = None;
         }
-        truncate_utf8(&mut self.service, caps::NAME);
-        truncate_utf8(&mut self.operation, caps::NAME);
-        truncate_utf8(&mut self.target, caps::TARGET);
-        truncate_utf8(&mut self.source.endpoint, caps::SOURCE);
-        truncate_utf8(&mut self.source.method, caps::SOURCE);
+        self.service.cut(caps::NAME);
+        self.operation.cut(caps::NAME);
+        self.target.cut(caps::TARGET);
+        self.source.endpoint.cut(caps::SOURCE);
+        self.source.method.cut(caps::SOURCE);
         for (field, cap) in [
             (&mut self.code_function, caps::CODE_NAME),
             (&mut self.code_namespace, caps::CODE_NAME),
             (&mut self.code_filepath, caps::CODE_PATH),
         ] {
-            if field.as_deref().is_some_and(has_control) {
+            if field.as_ref().is_some_and(|v| has_control(v.as_ref())) {
                 *field = None;
             } else if let Some(v) = field {
-                truncate_utf8(v, cap);
+                v.cut(cap);
             }
         }
-        self.instrumentation_scopes.retain(|s| !has_control(s));
+        self.instrumentation_scopes.retain(|s| !has_control(s.as_ref()));
         self.instrumentation_scopes.truncate(caps::SCOPES);
         for s in &mut self.instrumentation_scopes {
-            truncate_utf8(s, caps::SCOPE);
+            s.cut(caps::SCOPE);
         }
         if self.start_unix_nanos.is_none() {
-            self.start_unix_nanos = crate::time::parse_timestamp(&self.timestamp);
+            self.start_unix_nanos = crate::time::parse_timestamp(self.timestamp.as_ref());
+        }
+    }
+}
+
+impl SpanEvent<Cow<'_, str>> {
+    /// The same event with every string owned.
+    pub fn into_owned(self) -> SpanEvent {
+        let own = |s: Cow<'_, str>| s.into_owned();
+        SpanEvent {
+            timestamp: own(self.timestamp),
+            trace_id: own(self.trace_id),
+            span_id: own(self.span_id),
+            parent_span_id: self.parent_span_id.map(own),
+            service: own(self.service),
+            cloud_region: self.cloud_region.map(own),
+            kind: self.kind,
+            operation: own(self.operation),
+            target: own(self.target),
+            duration_us: self.duration_us,
+            source: EventSource {
+                endpoint: own(self.source.endpoint),
+                method: own(self.source.method),
+            },
+            status_code: self.status_code,
+            response_size_bytes: self.response_size_bytes,
+            code_function: self.code_function.map(own),
+            code_filepath: self.code_filepath.map(own),
+            code_lineno: self.code_lineno,
+            code_namespace: self.code_namespace.map(own),
+            instrumentation_scopes: self.instrumentation_scopes.into_iter().map(own).collect(),
+            start_unix_nanos: self.start_unix_nanos,
+            db_parameters: self.db_parameters.into_iter().map(own).collect(),
         }
     }
 }
@@ -167,6 +247,19 @@ mod tests {
         let mut s = "ééé".to_string();
         truncate_utf8(&mut s, 3);
         assert_eq!(s, "é");
+    }
+
+    #[test]
+    fn control_characters() {
+        for (s, want) in [
+            ("plain", false),
+            ("tab\there", true),
+            ("del\u{7f}", true),
+            ("é\u{85}", true),
+            ("été", false),
+        ] {
+            assert_eq!(has_control(s), want, "{s:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 pub use compact_str::CompactString;
 
-use crate::event::{EventKind, EventSource, SpanEvent};
+use crate::event::{EventKind, EventSource, SpanEvent, Text};
 use crate::normalize::{DigestSink, ParamDigest, ParamSink, normalize_http, normalize_sql, statement_verb, url_host};
 
 /// A span after normalization: what detectors and scorers see.
@@ -60,17 +60,18 @@ pub struct SpanRecord {
 }
 
 impl Span {
-    /// Normalizes one event.
-    pub fn new(event: SpanEvent, names: &mut Interner) -> Span {
+    /// Normalizes one event, owned or borrowing its strings.
+    pub fn new<S: Text>(event: SpanEvent<S>, names: &mut Interner) -> Span {
         let mut sink = DigestSink::default();
+        let target = event.target.as_ref();
         let template = match event.kind {
-            EventKind::Sql => normalize_sql(&event.target, &mut sink),
-            EventKind::HttpOut => normalize_http(&event.operation, &event.target, &mut sink),
+            EventKind::Sql => normalize_sql(target, &mut sink),
+            EventKind::HttpOut => normalize_http(event.operation.as_ref(), target, &mut sink),
         };
         for value in &event.db_parameters {
-            sink.push(value);
+            sink.push(value.as_ref());
         }
-        let host = url_host(&event.target).map(|h| {
+        let host = url_host(target).map(|h| {
             if h.bytes().any(|b| b.is_ascii_uppercase()) {
                 names.intern(&h.to_ascii_lowercase())
             } else {
@@ -78,34 +79,34 @@ impl Span {
             }
         });
         let verb = match event.kind {
-            EventKind::Sql => statement_verb(&event.target),
+            EventKind::Sql => statement_verb(target),
             EventKind::HttpOut => None,
         };
-        let opt = |names: &mut Interner, v: Option<String>| v.map(|v| names.intern(&v));
+        let opt = |names: &mut Interner, v: &Option<S>| v.as_ref().map(|v| names.intern(v.as_ref()));
         let record = SpanRecord {
-            timestamp: CompactString::from(event.timestamp),
-            trace_id: names.trace_id(&event.trace_id),
-            span_id: CompactString::from(event.span_id),
-            parent_span_id: event.parent_span_id.map(CompactString::from),
-            service: names.intern(&event.service),
-            cloud_region: opt(names, event.cloud_region),
+            trace_id: names.trace_id(event.trace_id.as_ref()),
+            service: names.intern(event.service.as_ref()),
+            cloud_region: opt(names, &event.cloud_region),
             kind: event.kind,
-            operation: names.intern(&event.operation),
+            operation: names.intern(event.operation.as_ref()),
             duration_us: event.duration_us,
             source: EventSource {
-                endpoint: names.intern(&event.source.endpoint),
-                method: names.intern(&event.source.method),
+                endpoint: names.intern(event.source.endpoint.as_ref()),
+                method: names.intern(event.source.method.as_ref()),
             },
             status_code: event.status_code,
             response_size_bytes: event.response_size_bytes,
-            code_function: opt(names, event.code_function),
-            code_filepath: opt(names, event.code_filepath),
+            code_function: opt(names, &event.code_function),
+            code_filepath: opt(names, &event.code_filepath),
             code_lineno: event.code_lineno,
-            code_namespace: opt(names, event.code_namespace),
+            code_namespace: opt(names, &event.code_namespace),
             instrumentation_scopes: names.scopes(&event.instrumentation_scopes),
             start_unix_nanos: event.start_unix_nanos,
             host,
             verb,
+            timestamp: event.timestamp.into_compact(),
+            span_id: event.span_id.into_compact(),
+            parent_span_id: event.parent_span_id.map(Text::into_compact),
         };
         Span {
             template: names.intern_owned(template),
@@ -184,14 +185,14 @@ impl Interner {
         }
     }
 
-    fn scopes(&mut self, scopes: &[String]) -> Arc<[Arc<str>]> {
+    fn scopes<S: AsRef<str>>(&mut self, scopes: &[S]) -> Arc<[Arc<str>]> {
         if let Some(last) = &self.last_scopes
             && last.len() == scopes.len()
-            && last.iter().zip(scopes).all(|(a, b)| **a == **b)
+            && last.iter().zip(scopes).all(|(a, b)| **a == *b.as_ref())
         {
             return Arc::clone(last);
         }
-        let list: Arc<[Arc<str>]> = scopes.iter().map(|s| self.intern(s)).collect();
+        let list: Arc<[Arc<str>]> = scopes.iter().map(|s| self.intern(s.as_ref())).collect();
         self.last_scopes = Some(Arc::clone(&list));
         list
     }

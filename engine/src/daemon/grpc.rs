@@ -60,9 +60,9 @@ impl TraceService for Service {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let input = otlp::convert(request.get_ref());
+        let (events, stats) = otlp::convert_borrowed(request.get_ref());
         self.ingest
-            .submit(input)
+            .submit_borrowed(events, stats)
             .await
             .map_err(|_| Status::unavailable("perf-sentinel is shutting down; retry against another instance"))?;
         Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))

@@ -207,13 +207,18 @@ async fn otlp_http(State(app): State<App>, headers: HeaderMap, body: Body) -> Re
         _ => bytes,
     };
     let content_type = header_text(&headers, header::CONTENT_TYPE);
-    let (input, json_reply) = match content_type.as_str() {
-        "application/x-protobuf" | "application/protobuf" => match otlp::parse_protobuf(&body, "request") {
-            Ok(i) => (i, false),
+    // Protobuf requests are normalized from the decoded message directly;
+    // OTLP/JSON goes through owned events (it may hold several requests).
+    let (submitted, json_reply) = match content_type.as_str() {
+        "application/x-protobuf" | "application/protobuf" => match otlp::decode_protobuf(&body, "request") {
+            Ok(request) => {
+                let (events, stats) = otlp::convert_borrowed(&request);
+                (app.ingest.submit_borrowed(events, stats).await, false)
+            }
             Err(e) => return reject("parse_error", StatusCode::BAD_REQUEST, e.message),
         },
         "application/json" => match otlp::parse_json(&body) {
-            Ok(i) => (i, true),
+            Ok(input) => (app.ingest.submit(input).await, true),
             Err(e) => {
                 return reject(
                     "parse_error",
@@ -230,7 +235,7 @@ async fn otlp_http(State(app): State<App>, headers: HeaderMap, body: Body) -> Re
             );
         }
     };
-    if app.ingest.submit(input).await.is_err() {
+    if submitted.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "perf-sentinel is shutting down");
     }
     // An empty ExportTraceServiceResponse, in the request's encoding.

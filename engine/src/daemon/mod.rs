@@ -36,6 +36,7 @@ mod store;
 mod window;
 mod worker;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,7 +48,8 @@ use tracing::{error, info, warn};
 
 use crate::ack::Acknowledgments;
 use crate::engine::Engine;
-use crate::ingest::Ingested;
+use crate::event::{SpanEvent, Text};
+use crate::ingest::{IngestStats, Ingested};
 use crate::trace::{Interner, Span};
 use ledger::Ledger;
 use settings::{DaemonSettings, keep_trace};
@@ -114,13 +116,31 @@ impl Ingest {
     /// Counts, samples, normalizes and queues the spans of one request,
     /// waiting while the ingest queue is full.
     pub async fn submit(&self, input: Ingested) -> Result<(), Closed> {
+        let spans = self.normalize(input.events, input.stats);
+        self.queue(spans).await
+    }
+
+    /// As [`Ingest::submit`], for events that borrow their strings from the
+    /// decoded request ([`crate::ingest::otlp::convert_borrowed`]): only
+    /// what the spans keep is copied.
+    pub async fn submit_borrowed(
+        &self,
+        events: Vec<SpanEvent<Cow<'_, str>>>,
+        stats: IngestStats,
+    ) -> Result<(), Closed> {
+        let spans = self.normalize(events, stats);
+        self.queue(spans).await
+    }
+
+    /// Samples and normalizes, and books the request's spans.
+    fn normalize<S: Text>(&self, events: Vec<SpanEvent<S>>, stats: IngestStats) -> Vec<Span> {
         let s = &self.shared;
-        let received = input.events.len() as u64;
+        let received = events.len() as u64;
         let rate = s.settings.sampling_rate;
-        let mut kept = Vec::with_capacity(input.events.len());
+        let mut kept = Vec::with_capacity(events.len());
         let mut interner = Interner::default();
-        for mut e in input.events {
-            if keep_trace(&e.trace_id, rate) {
+        for mut e in events {
+            if keep_trace(e.trace_id.as_ref(), rate) {
                 e.sanitize();
                 kept.push(Span::new(e, &mut interner));
             }
@@ -128,11 +148,18 @@ impl Ingest {
         let n = kept.len() as u64;
         s.ledger.update(|c| {
             c.received += received;
-            c.ignored_non_io += input.stats.spans_without_io_attributes;
+            c.ignored_non_io += stats.spans_without_io_attributes;
             c.sampled_out += received - n;
             c.in_ingest_queue += n;
         });
         self.meter(&kept);
+        kept
+    }
+
+    /// Hands normalized spans to the correlator.
+    async fn queue(&self, kept: Vec<Span>) -> Result<(), Closed> {
+        let s = &self.shared;
+        let n = kept.len() as u64;
         if kept.is_empty() {
             return Ok(());
         }

@@ -6,6 +6,7 @@
 //! [`IngestStats::spans_without_io_attributes`]. Parent lookups (endpoint,
 //! code location, scopes) search the spans of the same `resource_spans` block.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -13,7 +14,7 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use prost::Message;
 
-use super::{IngestError, Ingested};
+use super::{IngestError, IngestStats, Ingested};
 use crate::event::{EventKind, EventSource, SpanEvent};
 
 /// Spans per `resource_spans` block that parent lookups index; spans past it
@@ -22,16 +23,20 @@ pub const MAX_INDEXED_SPANS: usize = 100_000;
 /// Ancestors walked to find a code location or scope names.
 pub const MAX_PARENT_HOPS: usize = 8;
 
-/// Decodes a binary `ExportTraceServiceRequest`.
+/// Decodes a binary `ExportTraceServiceRequest` and maps it to events.
 pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError> {
-    let req = ExportTraceServiceRequest::decode(body).map_err(|e| {
+    Ok(convert(&decode_protobuf(body, origin)?))
+}
+
+/// Decodes a binary `ExportTraceServiceRequest`.
+pub fn decode_protobuf(body: &[u8], origin: &str) -> Result<ExportTraceServiceRequest, IngestError> {
+    ExportTraceServiceRequest::decode(body).map_err(|e| {
         IngestError::new(
             origin,
             None,
             format!("invalid OTLP protobuf: {e}; expected an ExportTraceServiceRequest as an OTLP exporter sends it"),
         )
-    })?;
-    Ok(convert(&req))
+    })
 }
 
 /// Parses OTLP/JSON: one `ExportTraceServiceRequest` object, or several in a
@@ -48,11 +53,22 @@ pub fn parse_json(body: &[u8]) -> Result<Ingested, serde_json::Error> {
 
 /// Maps every I/O span of a request to an event.
 pub fn convert(req: &ExportTraceServiceRequest) -> Ingested {
-    let mut out = Ingested::default();
-    for rs in &req.resource_spans {
-        convert_block(rs, &mut out);
+    let (events, stats) = convert_borrowed(req);
+    Ingested {
+        events: events.into_iter().map(SpanEvent::into_owned).collect(),
+        stats,
     }
-    out
+}
+
+/// Maps every I/O span of a request to an event that borrows its strings
+/// from the request: only the ids and the timestamp are made.
+pub fn convert_borrowed(req: &ExportTraceServiceRequest) -> (Vec<SpanEvent<Cow<'_, str>>>, IngestStats) {
+    let mut events = Vec::new();
+    let mut stats = IngestStats::default();
+    for rs in &req.resource_spans {
+        convert_block(rs, &mut events, &mut stats);
+    }
+    (events, stats)
 }
 
 fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
@@ -105,34 +121,33 @@ const CODE_KEYS: [&str; 7] = [
     "code.namespace",
 ];
 
-struct Code {
-    function: Option<String>,
-    filepath: Option<String>,
+struct Code<'a> {
+    function: Option<&'a str>,
+    filepath: Option<&'a str>,
     lineno: Option<u32>,
-    namespace: Option<String>,
+    namespace: Option<&'a str>,
 }
 
-fn code_of(attrs: &[KeyValue]) -> Option<Code> {
+fn code_of(attrs: &[KeyValue]) -> Option<Code<'_>> {
     if !CODE_KEYS.iter().any(|k| attr(attrs, k).is_some()) {
         return None;
     }
     let new_name = str_attr(attrs, "code.function.name");
     Some(Code {
-        function: new_name.or_else(|| str_attr(attrs, "code.function")).map(str::to_owned),
-        filepath: first_str(attrs, &["code.file.path", "code.filepath"]).map(str::to_owned),
+        function: new_name.or_else(|| str_attr(attrs, "code.function")),
+        filepath: first_str(attrs, &["code.file.path", "code.filepath"]),
         lineno: first_int(attrs, &["code.line.number", "code.lineno"]).and_then(|l| u32::try_from(l).ok()),
         namespace: str_attr(attrs, "code.namespace")
-            .map(str::to_owned)
-            .or_else(|| new_name.and_then(|n| n.rsplit_once('.')).map(|(ns, _)| ns.to_owned())),
+            .or_else(|| new_name.and_then(|n| n.rsplit_once('.')).map(|(ns, _)| ns)),
     })
 }
 
 /// Bound values the instrumentation recorded: `db.statement.parameters` (one
 /// text value) and every `db.query.parameter.<key>`, in key order.
-fn captured_parameters(attrs: &[KeyValue]) -> Vec<String> {
+fn captured_parameters(attrs: &[KeyValue]) -> Vec<Cow<'_, str>> {
     let mut out = Vec::new();
     if let Some(p) = str_attr(attrs, "db.statement.parameters") {
-        out.push(p.to_owned());
+        out.push(Cow::Borrowed(p));
     }
     let mut keyed: Vec<(&str, String)> = attrs
         .iter()
@@ -149,11 +164,11 @@ fn captured_parameters(attrs: &[KeyValue]) -> Vec<String> {
         })
         .collect();
     keyed.sort();
-    out.extend(keyed.into_iter().map(|(k, v)| format!("{k}={v}")));
+    out.extend(keyed.into_iter().map(|(k, v)| Cow::Owned(format!("{k}={v}"))));
     out
 }
 
-fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
+fn convert_block<'a>(rs: &'a ResourceSpans, events: &mut Vec<SpanEvent<Cow<'a, str>>>, stats: &mut IngestStats) {
     let res_attrs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
     let service = str_attr(res_attrs, "service.name").unwrap_or("unknown");
     let res_region = str_attr(res_attrs, "cloud.region");
@@ -180,14 +195,14 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
     for ss in &rs.scope_spans {
         let scope_name = ss.scope.as_ref().map_or("", |s| s.name.as_str());
         for sp in &ss.spans {
-            out.stats.spans_read += 1;
+            stats.spans_read += 1;
             let a = &sp.attributes;
             let (kind, target) = if let Some(sql) = first_str(a, &["db.statement", "db.query.text"]) {
                 (EventKind::Sql, sql)
             } else if let Some(url) = first_str(a, &["http.url", "url.full"]) {
                 (EventKind::HttpOut, url)
             } else {
-                out.stats.spans_without_io_attributes += 1;
+                stats.spans_without_io_attributes += 1;
                 continue;
             };
             let parent = lookup(&sp.parent_span_id);
@@ -200,9 +215,9 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
             };
             // Code location: own keys, else the nearest ancestor's.
             let mut code = code_of(a);
-            let mut scopes: Vec<String> = Vec::new();
+            let mut scopes: Vec<Cow<'a, str>> = Vec::new();
             if !scope_name.is_empty() {
-                scopes.push(scope_name.to_owned());
+                scopes.push(Cow::Borrowed(scope_name));
             }
             let mut cur = parent;
             for _ in 0..MAX_PARENT_HOPS {
@@ -211,7 +226,7 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
                     code = code_of(&p.attributes);
                 }
                 if !pscope.is_empty() && !scopes.iter().any(|s| s == pscope) {
-                    scopes.push(pscope.to_owned());
+                    scopes.push(Cow::Borrowed(pscope));
                 }
                 cur = lookup(&p.parent_span_id);
             }
@@ -224,38 +239,36 @@ fn convert_block(rs: &ResourceSpans, out: &mut Ingested) {
             let start = i64::try_from(sp.start_time_unix_nano).unwrap_or(i64::MAX);
             let duration_us = sp.end_time_unix_nano.saturating_sub(sp.start_time_unix_nano) / 1000;
             let (operation, status_code, response_size_bytes) = match kind {
-                EventKind::Sql => (str_attr(a, "db.system").unwrap_or("sql").to_owned(), None, None),
+                EventKind::Sql => (str_attr(a, "db.system").unwrap_or("sql"), None, None),
                 EventKind::HttpOut => (
-                    first_str(a, &["http.method", "http.request.method"])
-                        .unwrap_or("GET")
-                        .to_owned(),
+                    first_str(a, &["http.method", "http.request.method"]).unwrap_or("GET"),
                     first_int(a, &["http.status_code", "http.response.status_code"])
                         .and_then(|s| u16::try_from(s).ok()),
                     first_int(a, &["http.response.body.size", "http.response_content_length"])
                         .and_then(|s| u64::try_from(s).ok()),
                 ),
             };
-            out.events.push(SpanEvent {
-                timestamp: crate::time::format_timestamp_ms(start),
-                trace_id: hex(&sp.trace_id),
-                span_id: hex(&sp.span_id),
-                parent_span_id: (!sp.parent_span_id.is_empty()).then(|| hex(&sp.parent_span_id)),
-                service: service.to_owned(),
-                cloud_region: res_region.or_else(|| str_attr(a, "cloud.region")).map(str::to_owned),
+            events.push(SpanEvent {
+                timestamp: Cow::Owned(crate::time::format_timestamp_ms(start)),
+                trace_id: Cow::Owned(hex(&sp.trace_id)),
+                span_id: Cow::Owned(hex(&sp.span_id)),
+                parent_span_id: (!sp.parent_span_id.is_empty()).then(|| Cow::Owned(hex(&sp.parent_span_id))),
+                service: Cow::Borrowed(service),
+                cloud_region: res_region.or_else(|| str_attr(a, "cloud.region")).map(Cow::Borrowed),
                 kind,
-                operation,
-                target: target.to_owned(),
+                operation: Cow::Borrowed(operation),
+                target: Cow::Borrowed(target),
                 duration_us,
                 source: EventSource {
-                    endpoint: endpoint.to_owned(),
-                    method: method.to_owned(),
+                    endpoint: Cow::Borrowed(endpoint),
+                    method: Cow::Borrowed(method),
                 },
                 status_code,
                 response_size_bytes,
-                code_function: code.function,
-                code_filepath: code.filepath,
+                code_function: code.function.map(Cow::Borrowed),
+                code_filepath: code.filepath.map(Cow::Borrowed),
                 code_lineno: code.lineno,
-                code_namespace: code.namespace,
+                code_namespace: code.namespace.map(Cow::Borrowed),
                 instrumentation_scopes: scopes,
                 start_unix_nanos: Some(start),
                 db_parameters: if kind == EventKind::Sql {
@@ -459,5 +472,68 @@ mod tests {
             native.events.len() as u64 + back.stats.spans_without_io_attributes
         );
         assert!(back.stats.spans_without_io_attributes > 0);
+    }
+
+    #[test]
+    fn borrowed_events_normalize_as_owned_ones() {
+        use opentelemetry_proto::tonic::common::v1::AnyValue;
+        let demo = include_bytes!("../../../examples/demo-traces.json");
+        let native = crate::ingest::parse(demo, "demo").unwrap();
+        let mut req = request_from_events(&native.events);
+        // Give the SQL spans captured parameters, a code location and a
+        // statement longer than the cap, so every borrowed path is taken.
+        let kv = |key: &str, value: Value| KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        };
+        for sp in req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|rs| &mut rs.scope_spans)
+            .flat_map(|ss| &mut ss.spans)
+        {
+            if sp.attributes.iter().any(|a| a.key == "db.statement") {
+                sp.attributes
+                    .push(kv("db.statement.parameters", Value::StringValue("[42]".into())));
+                sp.attributes.push(kv("db.query.parameter.id", Value::IntValue(7)));
+                sp.attributes.push(kv(
+                    "code.function.name",
+                    Value::StringValue("com.example.Repo.find".into()),
+                ));
+                sp.attributes.push(kv("code.line.number", Value::IntValue(12)));
+                sp.attributes
+                    .push(kv("cloud.region", Value::StringValue("eu-west-3".into())));
+            }
+        }
+        let long = format!("SELECT '{}é' FROM t", "x".repeat(70_000));
+        if let Some(a) = req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|rs| &mut rs.scope_spans)
+            .flat_map(|ss| &mut ss.spans)
+            .flat_map(|sp| &mut sp.attributes)
+            .find(|a| a.key == "db.statement")
+        {
+            a.value = Some(AnyValue {
+                value: Some(Value::StringValue(long)),
+            });
+        }
+        let owned = convert(&req);
+        assert!(owned.events.iter().any(|e| e.db_parameters.len() == 2
+            && e.code_namespace.as_deref() == Some("com.example.Repo")
+            && e.cloud_region.is_some()));
+        assert!(owned.events.iter().any(|e| e.target.len() > 70_000));
+        let (borrowed, stats) = convert_borrowed(&req);
+        assert_eq!(stats.spans_read, owned.stats.spans_read);
+        assert_eq!(borrowed.len(), owned.events.len());
+        let (mut a, mut b) = (crate::trace::Interner::default(), crate::trace::Interner::default());
+        for (mut o, mut w) in owned.events.into_iter().zip(borrowed) {
+            o.sanitize();
+            w.sanitize();
+            assert_eq!(w.clone().into_owned(), o);
+            let (x, y) = (crate::trace::Span::new(o, &mut a), crate::trace::Span::new(w, &mut b));
+            assert_eq!((&x.event, &x.template, x.params), (&y.event, &y.template, y.params));
+        }
     }
 }
