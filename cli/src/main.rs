@@ -111,7 +111,7 @@ fn load_acks(args: &cli::AckArgs) -> Result<Option<Acknowledgments>> {
 
 /// `perf-sentinel watch`: config errors exit 2, daemon failures 1.
 fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
-    use perf_sentinel_engine::daemon::{self, settings::DaemonSettings};
+    use perf_sentinel_engine::daemon::Daemon;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -132,32 +132,25 @@ fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--{}: {e}", key.replace('_', "-")))?;
         }
     }
-    let settings = DaemonSettings::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
     let source = config
         .source
         .as_ref()
         .map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
-    let engine = std::sync::Arc::new(Engine::new(config)?);
+    let daemon = Daemon::from_config(config).map_err(|e| anyhow::anyhow!(e))?;
     if w.check_config {
+        let s = &daemon.settings;
         eprintln!(
             "{source}: valid; {} detectors, {} scorers; would listen on {}:{} (gRPC) and {}:{} (HTTP)",
-            engine.detectors().len(),
-            engine.scorers().len(),
-            settings.listen_address,
-            settings.port_grpc,
-            settings.listen_address,
-            settings.port_http
+            daemon.engine.detectors().len(),
+            daemon.engine.scorers().len(),
+            s.listen_address,
+            s.port_grpc,
+            s.listen_address,
+            s.port_http
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    let result = runtime.block_on(daemon::run(engine, settings, daemon::shutdown_signal(), |_| {}));
-    // Leave blocked stdin readers and the like behind without waiting.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
+    match daemon.run_until_signal() {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("Daemon error: {e}");

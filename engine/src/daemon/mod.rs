@@ -73,6 +73,8 @@ pub enum DaemonError {
     },
     #[error("analysis worker stopped unexpectedly: {0}")]
     WorkerDied(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// State shared by the listeners, the loop, the worker and the API.
@@ -445,6 +447,40 @@ impl Shared {
     /// The trace's spans still in the window, without touching it.
     fn window_trace(&self, trace_id: &str) -> Option<Vec<Span>> {
         self.window.lock().unwrap_or_else(|e| e.into_inner()).get(trace_id)
+    }
+}
+
+/// A daemon ready to start: the engine and the `[daemon]` settings built
+/// from one config. `perf-sentinel watch` and programs that embed the engine
+/// start it the same way.
+pub struct Daemon {
+    pub engine: Arc<Engine>,
+    pub settings: DaemonSettings,
+}
+
+impl Daemon {
+    /// Reads the daemon settings, then builds the engine (registry, detector
+    /// and scorer settings). Either error names the key at fault.
+    pub fn from_config(config: crate::config::Config) -> Result<Daemon, String> {
+        let settings = DaemonSettings::from_config(&config)?;
+        let engine = Engine::new(config).map_err(|e| e.to_string())?;
+        Ok(Daemon {
+            engine: Arc::new(engine),
+            settings,
+        })
+    }
+
+    /// Runs on a new multi-threaded runtime until SIGTERM or Ctrl-C, drains,
+    /// and returns. Tasks still blocked (a stdin reader) are left behind
+    /// after one second.
+    pub fn run_until_signal(self) -> Result<(), DaemonError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(DaemonError::Runtime)?;
+        let result = runtime.block_on(run(self.engine, self.settings, shutdown_signal(), |_| {}));
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        result
     }
 }
 

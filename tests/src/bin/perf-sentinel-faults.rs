@@ -12,11 +12,10 @@ extern crate perf_sentinel_detectors as _;
 extern crate perf_sentinel_scorers as _;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use perf_sentinel_engine::config::Config;
-use perf_sentinel_engine::daemon::{self, settings::DaemonSettings};
+use perf_sentinel_engine::daemon::Daemon;
 use perf_sentinel_engine::registry::{Detector, Settings, Tunable, Value};
 use perf_sentinel_engine::{Engine, Finding, Trace};
 
@@ -114,26 +113,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let settings = match DaemonSettings::from_config(&config) {
-        Ok(s) => s,
+    let daemon = match Daemon::from_config(config) {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let engine = match Engine::new(config) {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
-        return ExitCode::from(1);
-    };
-    let result = runtime.block_on(daemon::run(engine, settings, daemon::shutdown_signal(), |_| {}));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
+    match daemon.run_until_signal() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Daemon error: {e}");
