@@ -206,6 +206,15 @@ pub fn read_spans_from(
     if bytes.len() as u64 > max_bytes {
         return Err(too_large(&origin, max_bytes));
     }
+    // OTLP protobuf is decoded one resource block at a time. What the block
+    // reader refuses goes to the whole-message decoder, which words the
+    // error as before (or accepts the rare forms the block reader does not
+    // walk, such as groups in unknown fields).
+    if sniff(&bytes, &origin)? == Format::OtlpProtobuf
+        && let Ok((spans, stats)) = otlp::protobuf_spans(strip_bom(&bytes), &origin)
+    {
+        return Ok((spans.into(), stats));
+    }
     let input = parse(&bytes, &origin)?;
     drop(bytes);
     Ok((crate::trace::normalize_events(input.events), input.stats))

@@ -30,13 +30,77 @@ pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError
 
 /// Decodes a binary `ExportTraceServiceRequest`.
 pub fn decode_protobuf(body: &[u8], origin: &str) -> Result<ExportTraceServiceRequest, IngestError> {
-    ExportTraceServiceRequest::decode(body).map_err(|e| {
-        IngestError::new(
-            origin,
-            None,
-            format!("invalid OTLP protobuf: {e}; expected an ExportTraceServiceRequest as an OTLP exporter sends it"),
-        )
-    })
+    ExportTraceServiceRequest::decode(body).map_err(|e| invalid_protobuf(origin, e))
+}
+
+fn invalid_protobuf(origin: &str, what: impl std::fmt::Display) -> IngestError {
+    IngestError::new(
+        origin,
+        None,
+        format!("invalid OTLP protobuf: {what}; expected an ExportTraceServiceRequest as an OTLP exporter sends it"),
+    )
+}
+
+/// Decodes a binary `ExportTraceServiceRequest` one `resource_spans` block at
+/// a time and normalizes each block's spans before decoding the next, so
+/// that the decoded request is never held whole. Accepts what
+/// [`decode_protobuf`] accepts (unknown top-level fields are skipped) and
+/// gives the same spans as [`parse_protobuf`] followed by normalization.
+pub fn protobuf_spans(body: &[u8], origin: &str) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+    let invalid = |what: String| invalid_protobuf(origin, what);
+    let mut names = crate::trace::Interner::default();
+    let mut spans = Vec::new();
+    let mut stats = IngestStats::default();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let key = varint(&mut rest).ok_or_else(|| invalid("truncated field key".into()))?;
+        let (field, wire) = (key >> 3, key & 7);
+        if field == 0 || field > u64::from(u32::MAX >> 3) {
+            return Err(invalid(format!("invalid field number {field}")));
+        }
+        let len = match wire {
+            0 => {
+                varint(&mut rest).ok_or_else(|| invalid("truncated varint".into()))?;
+                0
+            }
+            1 => 8,
+            2 => varint(&mut rest).ok_or_else(|| invalid("truncated length".into()))?,
+            5 => 4,
+            _ => return Err(invalid(format!("unsupported wire type {wire} for field {field}"))),
+        };
+        let len = usize::try_from(len).ok().filter(|&n| n <= rest.len());
+        let Some(len) = len else {
+            return Err(invalid("a field runs past the end of the input".into()));
+        };
+        let (value, tail) = rest.split_at(len);
+        rest = tail;
+        if field == 1 && wire == 2 {
+            let block = ResourceSpans::decode(value).map_err(|e| invalid(e.to_string()))?;
+            let mut events = Vec::new();
+            convert_block(&block, &mut events, &mut stats);
+            spans.extend(events.into_iter().map(|mut e| {
+                e.sanitize();
+                crate::trace::Span::new(e, &mut names)
+            }));
+        } else if field == 1 {
+            return Err(invalid(format!("field 1 has wire type {wire}, not a message")));
+        }
+    }
+    Ok((spans, stats))
+}
+
+/// Reads one base-128 varint, at most ten bytes.
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let (&b, tail) = buf.split_first()?;
+        *buf = tail;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 /// Parses OTLP/JSON: one `ExportTraceServiceRequest` object, or several in a
@@ -534,6 +598,43 @@ mod tests {
             assert_eq!(w.clone().into_owned(), o);
             let (x, y) = (crate::trace::Span::new(o, &mut a), crate::trace::Span::new(w, &mut b));
             assert_eq!((&x.event, &x.template, x.params), (&y.event, &y.template, y.params));
+        }
+    }
+
+    #[test]
+    fn block_reader_gives_the_whole_decode_spans() {
+        let demo = include_bytes!("../../../examples/demo-traces.json");
+        let native = crate::ingest::parse(demo, "demo").unwrap();
+        let mut req = request_from_events(&native.events);
+        // An unknown top-level field of each scalar wire type, between blocks.
+        let mut bytes = Vec::new();
+        for (i, rs) in std::mem::take(&mut req.resource_spans).into_iter().enumerate() {
+            let one = ExportTraceServiceRequest {
+                resource_spans: vec![rs],
+            };
+            bytes.extend(one.encode_to_vec());
+            match i % 3 {
+                0 => bytes.extend([0x10, 0x96, 0x01]),             // field 2, varint
+                1 => bytes.extend([0x19, 0, 0, 0, 0, 0, 0, 0, 0]), // field 3, 64-bit
+                _ => bytes.extend([0x2a, 0x02, 0xff, 0xfe]),       // field 5, 2 bytes
+            }
+        }
+        let whole = parse_protobuf(&bytes, "t").unwrap();
+        let whole_spans = crate::trace::normalize_events(whole.events);
+        let (spans, stats) = protobuf_spans(&bytes, "t").unwrap();
+        assert_eq!(stats.spans_read, whole.stats.spans_read);
+        assert_eq!(
+            stats.spans_without_io_attributes,
+            whole.stats.spans_without_io_attributes
+        );
+        assert_eq!(spans.len(), whole_spans.len());
+        assert_eq!(spans.len(), native.events.len());
+        for (a, b) in spans.iter().zip(whole_spans.iter()) {
+            assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
+        }
+        // Refused: truncated, field 0, a group, field 1 as a varint.
+        for bad in [&bytes[..bytes.len() - 1], b"\x00\x01", b"\x0b\x0c", b"\x08\x01"] {
+            assert!(protobuf_spans(bad, "t").is_err(), "{bad:?}");
         }
     }
 }
