@@ -180,20 +180,8 @@ impl Ingest {
         // One counter update per service and request, not per span: spans of
         // a request mostly share a few services.
         let mut per_service: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut run: Option<(&str, u64)> = None;
         for sp in spans {
-            let svc = &*sp.event.service;
-            match &mut run {
-                Some((s, n)) if *s == svc => *n += 1,
-                _ => {
-                    if let Some((s, n)) = run.replace((svc, 1)) {
-                        *per_service.entry(s).or_default() += n;
-                    }
-                }
-            }
-        }
-        if let Some((s, n)) = run {
-            *per_service.entry(s).or_default() += n;
+            *per_service.entry(&*sp.event.service).or_default() += 1;
         }
         let mut metered = self.shared.metered.lock().unwrap_or_else(|e| e.into_inner());
         for (svc, n) in per_service {

@@ -194,7 +194,8 @@ pub fn read_spans_from(
     reader.take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(cannot)?;
     // Input that opens with a newline may also be protobuf (see `parse`):
     // it takes the whole-file path, which tries both.
-    if sniff(&head, &origin)? == Format::Native && strip_bom(&head).first() != Some(&0x0a) {
+    let format = sniff(&head, &origin)?;
+    if format == Format::Native && strip_bom(&head).first() != Some(&0x0a) {
         return stream::read_native_spans(head, reader, &origin, max_bytes, progress);
     }
     let mut bytes = head;
@@ -210,7 +211,8 @@ pub fn read_spans_from(
     // reader refuses goes to the whole-message decoder, which words the
     // error as before (or accepts the rare forms the block reader does not
     // walk, such as groups in unknown fields).
-    if sniff(&bytes, &origin)? == Format::OtlpProtobuf
+    // (Protobuf is told by its first two bytes: the head's answer holds.)
+    if format == Format::OtlpProtobuf
         && let Ok((spans, stats)) = otlp::protobuf_spans(strip_bom(&bytes), &origin)
     {
         return Ok((spans.into(), stats));
