@@ -248,7 +248,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     out(&text)?
                 }
             }
-            if a.ci && !report.quality_gate.passed {
+            let passed = !a.ci || report.quality_gate.passed;
+            // The process ends here: freeing every finding one by one would
+            // only delay the exit.
+            std::mem::forget(report);
+            if !passed {
                 eprintln!("Quality gate FAILED");
                 return Ok(ExitCode::from(1));
             }

@@ -115,7 +115,7 @@ pub fn group_by_key<'a, K: Ord + Copy + std::hash::Hash>(
     /// Past this many groups, an index replaces the scan (no quadratic cost).
     const SCAN_MAX: usize = 32;
     let mut groups: Vec<Group<'a, K>> = Vec::new();
-    let mut index: Option<std::collections::HashMap<(Arc<str>, K), usize>> = None;
+    let mut index: Option<foldhash::HashMap<(Arc<str>, K), usize>> = None;
     for s in spans {
         let (t, k) = key(s);
         let found = match &index {

@@ -1,7 +1,7 @@
 //! The engine: built once from a config, it analyzes batches of traces with
 //! every registered detector and scorer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::ack::Acknowledgments;
@@ -331,7 +331,7 @@ impl Engine {
 
 /// Spans per (service, endpoint), sorted by service then endpoint.
 pub fn endpoint_io(traces: &[Trace]) -> Vec<EndpointIo> {
-    let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut counts: foldhash::HashMap<(&str, &str), u64> = foldhash::HashMap::default();
     // Runs of spans with the same (service, endpoint) are counted first and
     // added to the map once per run.
     let mut run: Option<((&str, &str), u64)> = None;

@@ -152,6 +152,50 @@ impl Text for Cow<'_, str> {
     }
 }
 
+/// Text read from a JSON buffer: borrowed from it when the string holds no
+/// escapes, owned when it does. Parsing events as `SpanEvent<InputText>`
+/// from a buffer that outlives them makes no allocation for most strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputText<'a>(pub Cow<'a, str>);
+
+impl AsRef<str> for InputText<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Text for InputText<'_> {
+    fn cut(&mut self, max: usize) {
+        self.0.cut(max);
+    }
+    fn into_compact(self) -> compact_str::CompactString {
+        self.0.into_compact()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for InputText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = InputText<'de>;
+            // As `String` words it, so that errors read the same.
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(InputText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(InputText(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(InputText(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
 fn has_control(s: &str) -> bool {
     // ASCII text, the usual case, needs no decoding: its controls are C0 and DEL.
     if s.is_ascii() {

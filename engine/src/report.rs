@@ -73,11 +73,138 @@ impl Report {
     }
 
     /// Writes what [`Report::to_json`] returns, without holding it in memory.
+    ///
+    /// Findings, most of the text, are serialized on every core, a batch at
+    /// a time, each indented as it sits in the report; the rest is written
+    /// around them.
     pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
         use std::io::Write as _;
         let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
-        serde_json::to_writer_pretty(&mut w, self).map_err(std::io::Error::other)?;
+        let frame = Frame {
+            analysis: &self.analysis,
+            findings: [],
+            green_summary: &self.green_summary,
+            quality_gate: &self.quality_gate,
+            per_endpoint_io_ops: &self.per_endpoint_io_ops,
+            acknowledged_findings: &self.acknowledged_findings,
+            binary_version: &self.binary_version,
+        };
+        let frame = serde_json::to_vec_pretty(&frame).map_err(std::io::Error::other)?;
+        // `analysis` holds numbers only, so the first match is the key.
+        const EMPTY: &[u8] = b"\n  \"findings\": []";
+        match memchr::memmem::find(&frame, EMPTY).filter(|_| !self.findings.is_empty()) {
+            None => w.write_all(&frame)?,
+            Some(at) => {
+                let open = at + EMPTY.len() - 1;
+                w.write_all(&frame[..open])?;
+                for (n, batch) in self.findings.chunks(FINDINGS_PER_BATCH).enumerate() {
+                    let parts = crate::parallel::map_chunks(batch, 64, |chunk| -> serde_json::Result<Vec<u8>> {
+                        let mut out = Vec::new();
+                        for f in chunk {
+                            out.extend_from_slice(b",\n    ");
+                            let mut pretty = serde_json::Serializer::pretty(Indented(&mut out));
+                            f.serialize(&mut pretty)?;
+                        }
+                        Ok(out)
+                    });
+                    for (i, part) in parts.into_iter().enumerate() {
+                        let part = part.map_err(std::io::Error::other)?;
+                        // The array's first element has no comma before it.
+                        let skip = usize::from(n == 0 && i == 0);
+                        w.write_all(&part[skip..])?;
+                    }
+                }
+                w.write_all(b"\n  ]")?;
+                w.write_all(&frame[open + 1..])?;
+            }
+        }
         w.write_all(b"\n")?;
         w.flush()
+    }
+}
+
+/// Findings serialized in one parallel step of [`Report::write_json`].
+const FINDINGS_PER_BATCH: usize = 4096;
+
+/// [`Report`] without its findings, field for field, to write them apart.
+#[derive(Serialize)]
+struct Frame<'a> {
+    analysis: &'a AnalysisInfo,
+    findings: [Finding; 0],
+    green_summary: &'a serde_json::Map<String, serde_json::Value>,
+    quality_gate: &'a QualityGate,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    per_endpoint_io_ops: &'a [EndpointIo],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    acknowledged_findings: &'a [AcknowledgedFinding],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binary_version: &'a Option<String>,
+}
+
+/// Writes JSON text four spaces further in: a pretty-printed finding as it
+/// sits in the report's `findings` array. (Pretty JSON only breaks lines
+/// between tokens; newlines inside strings are escaped.)
+struct Indented<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for Indented<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(at) = memchr::memchr(b'\n', rest) {
+            self.0.extend_from_slice(&rest[..=at]);
+            self.0.extend_from_slice(b"    ");
+            rest = &rest[at + 1..];
+        }
+        self.0.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_json_is_the_pretty_json() {
+        let finding: Finding = serde_json::from_str(
+            r#"{"type": "slow_sql", "severity": "warning", "trace_id": "t", "service": "reports-svc",
+            "source_endpoint": "GET /api/reports/monthly", "pattern": {"template": "SELECT * FROM r WHERE m = ?",
+            "occurrences": 3, "window_ms": 1600, "distinct_params": 3, "span_duration_us_p50": 720000},
+            "suggestion": "line one\nline two, été", "first_timestamp": "2025-07-10T14:32:05.000Z",
+            "last_timestamp": "2025-07-10T14:32:06.600Z", "green_impact": {"estimated_extra_io_ops": 0,
+            "io_intensity_score": 3.0, "io_intensity_band": "moderate"}, "confidence": "ci_batch",
+            "code_location": {"function": "R.aggregate", "filepath": "r/R.java", "lineno": 128},
+            "instrumentation_scopes": ["io.opentelemetry.jdbc"], "signature": "slow_sql:x"}"#,
+        )
+        .unwrap();
+        let mut report = Report {
+            analysis: AnalysisInfo::default(),
+            findings: Vec::new(),
+            green_summary: serde_json::from_str(r#"{"total_io_ops": 3, "top_offenders": [{"a": 1}], "x": {}}"#)
+                .unwrap(),
+            quality_gate: QualityGate::default(),
+            per_endpoint_io_ops: Vec::new(),
+            acknowledged_findings: vec![AcknowledgedFinding {
+                finding: finding.clone(),
+                acknowledgment: serde_json::json!({"reason": "known"}),
+            }],
+            binary_version: Some("0.8.6".into()),
+        };
+        let many: Vec<Finding> = (0..2 * FINDINGS_PER_BATCH + 7)
+            .map(|i| Finding {
+                trace_id: format!("t{i}"),
+                ..finding.clone()
+            })
+            .collect();
+        for findings in [Vec::new(), vec![finding.clone()], many] {
+            report.findings = findings;
+            let mut written = Vec::new();
+            report.write_json(&mut written).unwrap();
+            let n = report.findings.len();
+            assert_eq!(String::from_utf8(written).unwrap(), report.to_json(), "{n} findings");
+        }
     }
 }

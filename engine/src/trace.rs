@@ -1,6 +1,5 @@
 //! Normalized spans grouped into traces: what detectors see.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub use compact_str::CompactString;
@@ -141,7 +140,7 @@ impl Span {
 /// of distinct names costs no more than owning them would.
 #[derive(Default)]
 pub struct Interner {
-    names: HashSet<Arc<str>>,
+    names: foldhash::HashSet<Arc<str>>,
     last_trace: Option<Arc<str>>,
     last_scopes: Option<Arc<[Arc<str>]>>,
 }
@@ -281,36 +280,52 @@ pub fn normalize_events(events: Vec<SpanEvent>) -> SpanBatch {
 
 /// Groups normalized spans by exact trace id, as [`group_traces`] does.
 ///
-/// Two passes: the first finds each span's trace and counts the spans of
-/// every trace, the second moves each span into a vector of exactly that
-/// size, reserved when the trace's first span arrives, while the batch is
-/// freed part by part. The spans are never held twice and no vector grows
-/// past what it needs.
+/// Two passes: the first cuts each part into segments of consecutive spans
+/// of one trace (files usually hold a trace's spans together) and counts
+/// the spans of every trace; the second moves each segment into a vector of
+/// exactly its trace's size, reserved when the trace's first segment
+/// arrives, while the batch is freed part by part. The spans are never held
+/// twice and no vector grows past what it needs.
 pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
-    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+    /// Consecutive spans of one trace: how many, and the trace's slot.
+    struct Segment {
+        len: usize,
+        slot: usize,
+    }
+    let mut index: foldhash::HashMap<Arc<str>, usize> = foldhash::HashMap::default();
     let mut ids: Vec<Arc<str>> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
-    let mut slots: Vec<usize> = Vec::with_capacity(spans.len());
+    let mut segments: Vec<Vec<Segment>> = Vec::with_capacity(spans.parts.len());
     let mut last: Option<usize> = None;
-    for span in spans.iter() {
-        let id = &span.event.trace_id;
-        // Files usually hold a trace's spans together: try the last trace first.
-        let slot = match last {
-            Some(i) if *ids[i] == **id => i,
-            _ => match index.get(&**id) {
-                Some(&i) => i,
-                None => {
-                    let i = ids.len();
-                    index.insert(Arc::clone(id), i);
-                    ids.push(Arc::clone(id));
-                    counts.push(0);
-                    i
-                }
-            },
-        };
-        counts[slot] += 1;
-        slots.push(slot);
-        last = Some(slot);
+    for part in &spans.parts {
+        let mut cuts = Vec::new();
+        let mut rest = &part[..];
+        while let Some(first) = rest.first() {
+            let id = &first.event.trace_id;
+            // Spans of one run share their trace id's allocation.
+            let len = rest
+                .iter()
+                .position(|s| !Arc::ptr_eq(&s.event.trace_id, id) && *s.event.trace_id != **id)
+                .unwrap_or(rest.len());
+            rest = &rest[len..];
+            let slot = match last {
+                Some(i) if *ids[i] == **id => i,
+                _ => match index.get(&**id) {
+                    Some(&i) => i,
+                    None => {
+                        let i = ids.len();
+                        index.insert(Arc::clone(id), i);
+                        ids.push(Arc::clone(id));
+                        counts.push(0);
+                        i
+                    }
+                },
+            };
+            counts[slot] += len;
+            cuts.push(Segment { len, slot });
+            last = Some(slot);
+        }
+        segments.push(cuts);
     }
     drop(index);
     let mut traces: Vec<Trace> = ids
@@ -321,13 +336,16 @@ pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
         })
         .collect();
     drop(ids);
-    for (span, slot) in spans.into_iter().zip(slots) {
-        let spans = &mut traces[slot].spans;
-        // Reserved on first use, so that the traces grow as the batch shrinks.
-        if spans.capacity() == 0 {
-            spans.reserve_exact(counts[slot]);
+    for (part, cuts) in spans.parts.into_iter().zip(segments) {
+        let mut part = part.into_iter();
+        for Segment { len, slot } in cuts {
+            let spans = &mut traces[slot].spans;
+            // Reserved on first use, so that the traces grow as the batch shrinks.
+            if spans.capacity() == 0 {
+                spans.reserve_exact(counts[slot]);
+            }
+            spans.extend(part.by_ref().take(len));
         }
-        spans.push(span);
     }
     traces.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
     for t in &mut traces {

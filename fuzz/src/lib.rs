@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use perf_sentinel_engine::Engine;
 use perf_sentinel_engine::ingest::{self, Format, Ingested};
+use perf_sentinel_engine::trace;
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -35,5 +36,27 @@ pub fn ingest_and_analyze(format: Option<Format>, data: &[u8]) {
             // Every refusal names where it came from.
             assert!(e.to_string().starts_with("fuzz-input: "), "{e}");
         }
+    }
+}
+
+/// Checks the block-by-block reader that `analyze` uses for Jaeger, Zipkin
+/// and OTLP/JSON files against the whole-payload parser: whatever both
+/// accept gives the same spans, and whatever the whole parser refuses, the
+/// block reader refuses too (what only the block reader refuses goes to
+/// the whole parser in `analyze`).
+pub fn blocks_match_whole(format: Format, data: &[u8]) {
+    let whole = ingest::parse_format(format, data, "fuzz-input");
+    let blocks = ingest::json_spans(format, data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data), "fuzz-input");
+    match (whole, blocks) {
+        (Ok(whole), Ok((spans, stats))) => {
+            assert_eq!(stats, whole.stats);
+            let whole = trace::normalize_events(whole.events);
+            assert_eq!(spans.len(), whole.len());
+            for (a, b) in spans.iter().zip(whole.iter()) {
+                assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
+            }
+        }
+        (Err(_), Ok(_)) => panic!("the block reader accepts what the whole parser refuses"),
+        _ => {}
     }
 }

@@ -1,6 +1,8 @@
 //! `io_intensity`: I/O counts, the I/O intensity score and the waste ratio.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 
 use perf_sentinel_engine::Finding;
 use perf_sentinel_engine::finding::GreenImpact;
@@ -73,7 +75,7 @@ impl Scorer for IoIntensity {
         // (service, endpoint) -> (ops, distinct traces, last trace counted).
         // Traces are visited once each, so a trace is new to an endpoint
         // exactly when it differs from the last one counted there.
-        let mut per_endpoint: HashMap<(&str, &str), (u64, u64, usize)> = HashMap::new();
+        let mut per_endpoint: HashMap<(&str, &str), (u64, u64, usize)> = HashMap::default();
         for (ti, t) in input.traces.iter().enumerate() {
             for s in &t.spans {
                 let e = per_endpoint

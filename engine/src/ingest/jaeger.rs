@@ -11,9 +11,10 @@ struct Export {
     data: Vec<JTrace>,
 }
 
+/// One trace of an export, with the processes its spans name.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JTrace {
+pub(super) struct JTrace {
     #[serde(rename = "traceID", default)]
     trace_id: String,
     #[serde(default)]
@@ -74,37 +75,42 @@ pub(super) fn parse(body: &[u8]) -> Result<Ingested, serde_json::Error> {
     let export: Export = serde_json::from_slice(body)?;
     let mut out = Ingested::default();
     for trace in export.data {
-        for span in trace.spans {
-            out.stats.add(IngestStats {
-                spans_read: 1,
-                spans_without_io_attributes: 0,
-            });
-            let get = |k: &str| span.tags.iter().find(|t| t.key == k).map(|t| tag_text(&t.value));
-            let view = TagView { get: &get };
-            let service = trace
-                .processes
-                .get(&span.process_id)
-                .and_then(|p| p.service_name.clone())
-                .unwrap_or_default();
-            let parent = span
-                .references
-                .iter()
-                .find(|r| r.ref_type == "CHILD_OF")
-                .map(|r| r.span_id.clone());
-            let text = TextSpan {
-                trace_id: trace.trace_id.clone(),
-                span_id: span.span_id.clone(),
-                parent_span_id: parent,
-                service,
-                name: span.operation_name.clone(),
-                start_us: span.start_time,
-                duration_us: span.duration,
-            };
-            match view.to_event(text) {
-                Some(e) => out.events.push(e),
-                None => out.stats.spans_without_io_attributes += 1,
-            }
-        }
+        map_trace(trace, &mut out);
     }
     Ok(out)
+}
+
+/// Maps the I/O spans of one trace to events.
+pub(super) fn map_trace(trace: JTrace, out: &mut Ingested) {
+    for span in trace.spans {
+        out.stats.add(IngestStats {
+            spans_read: 1,
+            spans_without_io_attributes: 0,
+        });
+        let get = |k: &str| span.tags.iter().find(|t| t.key == k).map(|t| tag_text(&t.value));
+        let view = TagView { get: &get };
+        let service = trace
+            .processes
+            .get(&span.process_id)
+            .and_then(|p| p.service_name.clone())
+            .unwrap_or_default();
+        let parent = span
+            .references
+            .iter()
+            .find(|r| r.ref_type == "CHILD_OF")
+            .map(|r| r.span_id.clone());
+        let text = TextSpan {
+            trace_id: trace.trace_id.clone(),
+            span_id: span.span_id.clone(),
+            parent_span_id: parent,
+            service,
+            name: span.operation_name.clone(),
+            start_us: span.start_time,
+            duration_us: span.duration,
+        };
+        match view.to_event(text) {
+            Some(e) => out.events.push(e),
+            None => out.stats.spans_without_io_attributes += 1,
+        }
+    }
 }

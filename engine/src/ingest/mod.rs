@@ -14,6 +14,7 @@
 //! that names the origin, the line and column (or byte offset) and what was
 //! expected.
 
+mod blocks;
 mod jaeger;
 pub mod otlp;
 mod stream;
@@ -162,8 +163,10 @@ const HEAD_BYTES: usize = 64 * 1024;
 ///
 /// Native event arrays are streamed (see the `stream` module): memory holds
 /// the normalized spans and one block of input, whatever the file's size,
-/// and parsing runs on every core. Other formats are read whole and parsed
-/// as [`parse`] does. More than `max_bytes` of input is an error.
+/// and parsing runs on every core. Other formats are read whole, then
+/// decoded and normalized one block at a time ([`json_spans`],
+/// [`otlp::protobuf_spans`]): memory holds the input, the normalized spans
+/// and one decoded block. More than `max_bytes` of input is an error.
 /// `progress` is called with the bytes read so far.
 pub fn read_spans(
     path: Option<&Path>,
@@ -175,7 +178,8 @@ pub fn read_spans(
     match path {
         Some(p) => {
             let mut file = std::fs::File::open(p).map_err(cannot)?;
-            read_spans_from(&mut file, &origin, max_bytes, progress)
+            let size = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+            read_spans_sized(&mut file, &origin, max_bytes, size, progress)
         }
         None => read_spans_from(&mut std::io::stdin().lock(), &origin, max_bytes, progress),
     }
@@ -186,6 +190,20 @@ pub fn read_spans_from(
     reader: &mut dyn Read,
     origin: &str,
     max_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
+    read_spans_sized(reader, origin, max_bytes, None, progress)
+}
+
+/// [`read_spans_from`] with the input's size when it is known (a regular
+/// file): a format read whole gets one buffer of that size instead of one
+/// that doubles as it fills, which would briefly hold the input about three
+/// times.
+fn read_spans_sized(
+    reader: &mut dyn Read,
+    origin: &str,
+    max_bytes: u64,
+    size: Option<u64>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let origin = origin.to_owned();
@@ -199,6 +217,11 @@ pub fn read_spans_from(
         return stream::read_native_spans(head, reader, &origin, max_bytes, progress);
     }
     let mut bytes = head;
+    if let Some(size) = size.filter(|&n| n <= max_bytes) {
+        // One byte more, so that reading to the end needs no second buffer.
+        let rest = usize::try_from(size).unwrap_or(0).saturating_sub(bytes.len());
+        bytes.reserve_exact(rest.saturating_add(1));
+    }
     reader
         .take(max_bytes.saturating_add(1).saturating_sub(bytes.len() as u64))
         .read_to_end(&mut bytes)
@@ -207,14 +230,18 @@ pub fn read_spans_from(
     if bytes.len() as u64 > max_bytes {
         return Err(too_large(&origin, max_bytes));
     }
-    // OTLP protobuf is decoded one resource block at a time. What the block
-    // reader refuses goes to the whole-message decoder, which words the
-    // error as before (or accepts the rare forms the block reader does not
-    // walk, such as groups in unknown fields).
+    // Other formats are decoded one block at a time (a resource block, a
+    // trace, a span). What the block reader refuses goes to the
+    // whole-payload parser, which words the error as before (or accepts the
+    // rare forms the block reader does not walk, such as protobuf groups in
+    // unknown fields or a JSON struct written as an array).
     // (Protobuf is told by its first two bytes: the head's answer holds.)
-    if format == Format::OtlpProtobuf
-        && let Ok((spans, stats)) = otlp::protobuf_spans(strip_bom(&bytes), &origin)
-    {
+    let blocks = match format {
+        Format::OtlpProtobuf => otlp::protobuf_spans(strip_bom(&bytes), &origin),
+        // JSON formats likewise, one trace, span or resource block at a time.
+        _ => json_spans(format, strip_bom(&bytes), &origin),
+    };
+    if let Ok((spans, stats)) = blocks {
         return Ok((spans.into(), stats));
     }
     let input = parse(&bytes, &origin)?;
@@ -333,6 +360,123 @@ fn check_depth(bytes: &[u8], origin: &str) -> Result<(), IngestError> {
     Ok(())
 }
 
+/// What every JSON payload is checked for before it is parsed: nesting depth
+/// and UTF-8.
+fn check_json_text<'a>(body: &'a [u8], origin: &str) -> Result<&'a str, IngestError> {
+    check_depth(body, origin)?;
+    std::str::from_utf8(body).map_err(|e| {
+        // serde_json reports bad UTF-8 only inside strings; say where it is.
+        let valid = e.valid_up_to();
+        let line = 1 + body[..valid].iter().filter(|&&b| b == b'\n').count();
+        IngestError::new(
+            origin,
+            Some(format!("line {line}, byte {valid}")),
+            "invalid UTF-8; JSON trace files must be UTF-8 text",
+        )
+    })
+}
+
+/// Parses and normalizes a Jaeger, Zipkin or OTLP/JSON payload one block at
+/// a time (a Jaeger trace, a Zipkin span, an OTLP `resourceSpans` entry),
+/// so that the decoded payload is never held whole: memory holds the input,
+/// the spans made so far and one block.
+///
+/// Accepts a subset of what [`parse`] accepts and gives the same spans as
+/// [`parse`] followed by normalization. It refuses the rare forms that only
+/// the whole-payload parser takes (a struct written as a JSON array), and
+/// its errors may word things differently: callers that want [`parse`]'s
+/// messages retry with it, as [`read_spans`] does.
+pub fn json_spans(
+    format: Format,
+    body: &[u8],
+    origin: &str,
+) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+    use serde::de::DeserializeSeed;
+
+    use blocks::{ArrayField, Elements};
+
+    // Checked text: serde need not check each string again.
+    let text = check_json_text(body, origin)?;
+    let mut names = crate::trace::Interner::default();
+    let mut spans = Vec::new();
+    let mut stats = IngestStats::default();
+    let mut keep = |events: Vec<SpanEvent>, part: IngestStats| {
+        stats.add(part);
+        spans.extend(events.into_iter().map(|mut e| {
+            e.sanitize();
+            crate::trace::Span::new(e, &mut names)
+        }));
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let done = match format {
+        Format::Jaeger => {
+            let mut each = |trace| {
+                let mut part = Ingested::default();
+                jaeger::map_trace(trace, &mut part);
+                keep(part.events, part.stats);
+            };
+            let export = ArrayField {
+                key: "data",
+                optional: false,
+                object: "Export",
+                elements: Elements::new("traces", &mut each),
+            };
+            export.deserialize(&mut de).and_then(|()| de.end())
+        }
+        Format::Zipkin => {
+            let mut each = |span| {
+                let mut part = Ingested::default();
+                zipkin::map_span(span, &mut part);
+                keep(part.events, part.stats);
+            };
+            Elements::new("spans", &mut each)
+                .deserialize(&mut de)
+                .and_then(|()| de.end())
+        }
+        Format::OtlpJson => {
+            // One request, or several in a row (one per line).
+            let mut each = |block: opentelemetry_proto::tonic::trace::v1::ResourceSpans| {
+                let (mut events, mut part) = (Vec::new(), IngestStats::default());
+                otlp::convert_block(&block, &mut events, &mut part);
+                stats.add(part);
+                spans.extend(events.into_iter().map(|mut e| {
+                    e.sanitize();
+                    crate::trace::Span::new(e, &mut names)
+                }));
+            };
+            // Each request is found first (borrowed, unparsed), then decoded
+            // block by block.
+            let mut done = Ok(());
+            for raw in serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>() {
+                let request = ArrayField {
+                    key: "resourceSpans",
+                    optional: true,
+                    object: "ExportTraceServiceRequest",
+                    elements: Elements::new("ResourceSpans", &mut each),
+                };
+                let decoded = raw.and_then(|raw| {
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    request.deserialize(&mut de).and_then(|()| de.end())
+                });
+                if let Err(e) = decoded {
+                    done = Err(e);
+                    break;
+                }
+            }
+            done
+        }
+        Format::Native | Format::OtlpProtobuf => {
+            return Err(IngestError::new(
+                origin,
+                None,
+                format!("the {} format is not read block by block", format.name()),
+            ));
+        }
+    };
+    done.map_err(|e| IngestError::json(origin, format, &e))?;
+    Ok((spans, stats))
+}
+
 /// Parses one payload of any supported format into sanitized events.
 pub fn parse(bytes: &[u8], origin: &str) -> Result<Ingested, IngestError> {
     let format = sniff(bytes, origin)?;
@@ -365,17 +509,7 @@ fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, Inges
     Ok(match format {
         Format::OtlpProtobuf => otlp::parse_protobuf(body, origin)?,
         json_format => {
-            check_depth(body, origin)?;
-            if std::str::from_utf8(body).is_err() {
-                // serde_json reports bad UTF-8 only inside strings; say where it is.
-                let valid = std::str::from_utf8(body).err().map_or(0, |e| e.valid_up_to());
-                let line = 1 + body[..valid].iter().filter(|&&b| b == b'\n').count();
-                return Err(IngestError::new(
-                    origin,
-                    Some(format!("line {line}, byte {valid}")),
-                    "invalid UTF-8; JSON trace files must be UTF-8 text",
-                ));
-            }
+            check_json_text(body, origin)?;
             match json_format {
                 Format::Native => {
                     let events: Vec<SpanEvent> =
@@ -496,6 +630,71 @@ mod tests {
         let ok = "[".repeat(32) + &"]".repeat(32);
         assert!(check_depth(ok.as_bytes(), "t").is_ok());
         assert!(check_depth(br#"["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]"#, "t").is_ok());
+    }
+
+    /// Spans of the whole-payload parser, normalized.
+    fn whole(bytes: &[u8]) -> Vec<crate::trace::Span> {
+        let parsed = parse(bytes, "t").unwrap();
+        crate::trace::normalize_events(parsed.events).into_iter().collect()
+    }
+
+    fn same_spans(a: &[crate::trace::Span], b: &[crate::trace::Span]) {
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(b) {
+            assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
+        }
+    }
+
+    #[test]
+    fn block_readers_give_the_whole_parse() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/");
+        for (file, format) in [
+            ("jaeger_export.json", Format::Jaeger),
+            ("zipkin_export.json", Format::Zipkin),
+        ] {
+            let bytes = std::fs::read(format!("{root}{file}")).unwrap();
+            let (spans, stats) = json_spans(format, &bytes, "t").unwrap();
+            assert_eq!(stats, parse(&bytes, "t").unwrap().stats, "{file}");
+            assert!(!spans.is_empty(), "{file}");
+            same_spans(&spans, &whole(&bytes));
+        }
+        // OTLP/JSON: several requests in a row, blocks of several services.
+        let demo: Vec<SpanEvent> = serde_json::from_str(include_str!("../../../examples/demo-traces.json")).unwrap();
+        let (first, second) = demo.split_at(demo.len() / 2);
+        let mut bytes = Vec::new();
+        for part in [first, second] {
+            let request = otlp::request_from_events(part);
+            bytes.extend(serde_json::to_vec(&request).unwrap());
+            bytes.push(b'\n');
+        }
+        let (spans, stats) = json_spans(Format::OtlpJson, &bytes, "t").unwrap();
+        assert_eq!(stats, parse(&bytes, "t").unwrap().stats);
+        assert_eq!(spans.len(), demo.len());
+        same_spans(&spans, &whole(&bytes));
+    }
+
+    #[test]
+    fn block_readers_refuse_what_the_whole_parse_refuses() {
+        for (format, input) in [
+            (Format::Jaeger, &br#"{"traces": []}"#[..]),
+            (Format::Jaeger, br#"{"data": [], "data": []}"#),
+            (Format::Jaeger, br#"{"data": null}"#),
+            (Format::Zipkin, br#"[{"traceId": "a"}]"#),
+            (Format::Zipkin, br#"[] []"#),
+            (Format::OtlpJson, br#"{"resourceSpans": [], "resourceSpans": []}"#),
+            (Format::OtlpJson, br#"{"resourceSpans": [{"scopeSpans": 3}]}"#),
+            (Format::OtlpJson, br#"{"resourceSpans": []} x"#),
+            (Format::OtlpJson, b"{\"resourceSpans\": [], \"x\": \"\xff\"}"),
+        ] {
+            let text = String::from_utf8_lossy(input);
+            assert!(parse_format(format, input, "t").is_err(), "{text}");
+            let e = json_spans(format, input, "t").map(|_| ()).unwrap_err().to_string();
+            assert!(e.starts_with("t: "), "{text}: {e}");
+        }
+        // The one form only the whole parser takes: a struct as an array.
+        let odd = br#"{"resourceSpans": []}[[]]"#;
+        assert!(parse_format(Format::OtlpJson, odd, "t").is_ok());
+        assert!(json_spans(Format::OtlpJson, odd, "t").is_err());
     }
 
     #[test]

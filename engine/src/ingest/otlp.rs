@@ -232,7 +232,12 @@ fn captured_parameters(attrs: &[KeyValue]) -> Vec<Cow<'_, str>> {
     out
 }
 
-fn convert_block<'a>(rs: &'a ResourceSpans, events: &mut Vec<SpanEvent<Cow<'a, str>>>, stats: &mut IngestStats) {
+/// Maps the I/O spans of one `resource_spans` block to events borrowing from it.
+pub(super) fn convert_block<'a>(
+    rs: &'a ResourceSpans,
+    events: &mut Vec<SpanEvent<Cow<'a, str>>>,
+    stats: &mut IngestStats,
+) {
     let res_attrs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
     let service = str_attr(res_attrs, "service.name").unwrap_or("unknown");
     let res_region = str_attr(res_attrs, "cloud.region");

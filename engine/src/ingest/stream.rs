@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 
 use super::{Format, IngestError, IngestStats, MAX_JSON_DEPTH, expected};
-use crate::event::SpanEvent;
+use crate::event::{InputText, SpanEvent};
 use crate::trace::{Interner, Span, SpanBatch};
 
 /// Bytes of whole elements handed to a worker at a time.
@@ -79,9 +79,13 @@ pub fn read_native_spans(
     let (work_tx, work_rx) = mpsc::sync_channel::<Run>(workers * 2);
     let work_rx = Mutex::new(work_rx);
     let (done_tx, done_rx) = mpsc::channel::<(usize, Parsed)>();
+    // Parsed runs' buffers go back to the reading thread, which fills them
+    // again: no fresh memory per run.
+    let (recycle_tx, recycle_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
         for _ in 0..workers {
             let done_tx = done_tx.clone();
+            let recycle_tx = recycle_tx.clone();
             let work_rx = &work_rx;
             s.spawn(move || {
                 let mut templates = Interner::default();
@@ -89,6 +93,7 @@ pub fn read_native_spans(
                     let next = work_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok(mut run)) = next else { break };
                     let parsed = parse_run(&mut run, origin, &mut templates);
+                    let _ = recycle_tx.send(std::mem::take(&mut run.bytes));
                     let failed = parsed.is_err();
                     if done_tx.send((run.index, parsed)).is_err() || failed {
                         break;
@@ -96,8 +101,8 @@ pub fn read_native_spans(
                 }
             });
         }
-        drop(done_tx);
-        let scanned = split(head, reader, origin, max_bytes, progress, &work_tx);
+        drop((done_tx, recycle_tx));
+        let scanned = split(head, reader, origin, max_bytes, progress, &work_tx, &recycle_rx);
         drop(work_tx);
         let mut runs: Vec<Option<Parsed>> = Vec::new();
         for (index, result) in done_rx {
@@ -131,12 +136,17 @@ pub fn read_native_spans(
 fn parse_run(run: &mut Run, origin: &str, templates: &mut Interner) -> Parsed {
     let mut out = std::mem::take(&mut run.spans);
     // The whole file must be UTF-8, strings of unknown fields too (serde
-    // skips those unchecked): one check per run, per element only to say where.
-    let utf8 = std::str::from_utf8(&run.bytes).is_ok();
+    // skips those unchecked): one check per run, per element only to say
+    // where. Elements of a checked run are parsed as text, which spares
+    // serde a second check of every string.
+    let text = std::str::from_utf8(&run.bytes).ok();
     for &(start, end) in &run.elements {
         let slice = &run.bytes[start..end];
         let at = || run.start.advance(&run.bytes[..start]);
-        if !utf8 && let Err(bad) = std::str::from_utf8(slice) {
+        let element = text.and_then(|t| t.get(start..end));
+        if element.is_none()
+            && let Err(bad) = std::str::from_utf8(slice)
+        {
             let pos = at().advance(&slice[..bad.valid_up_to()]);
             return Err(IngestError::new(
                 origin,
@@ -144,7 +154,12 @@ fn parse_run(run: &mut Run, origin: &str, templates: &mut Interner) -> Parsed {
                 "invalid UTF-8; JSON trace files must be UTF-8 text",
             ));
         }
-        let mut event: SpanEvent = serde_json::from_slice(slice).map_err(|e| {
+        // Strings without escapes are borrowed from the run.
+        let parsed: Result<SpanEvent<InputText>, _> = match element {
+            Some(element) => serde_json::from_str(element),
+            None => serde_json::from_slice(slice),
+        };
+        let mut event = parsed.map_err(|e| {
             let pos = at();
             let line = pos.line + e.line() as u64 - 1;
             let column = if e.line() == 1 {
@@ -187,14 +202,13 @@ fn split(
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
     work: &mpsc::SyncSender<Run>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), IngestError> {
-    // The position of buf[0], and of the current run's first byte.
+    // The position of buf[0], where the next run starts.
     let mut base = Pos { line: 1, column: 1 };
-    let mut run_pos = base;
     let mut pos = 0usize;
     let mut state = State::Start;
     let mut depth = 0usize;
-    let mut run_start = 0usize;
     let mut elements: Vec<(usize, usize)> = Vec::new();
     let mut elem_start = 0usize;
     let mut index = 0usize;
@@ -210,60 +224,76 @@ fn split(
         };
         while pos < buf.len() {
             match state {
-                State::InString => {
-                    // Jump to the next quote or backslash.
-                    match memchr::memchr2(b'"', b'\\', &buf[pos..]) {
-                        None => pos = buf.len(),
-                        Some(k) => {
-                            let at = pos + k;
-                            if buf[at] == b'\\' {
-                                if at + 1 >= buf.len() {
-                                    // The escaped byte is in the next block.
-                                    pos = at;
+                State::InString | State::InElement => {
+                    // Inside an element, in one tight loop: strings are
+                    // skipped, brackets counted, until the element ends or
+                    // the block does.
+                    let len = buf.len();
+                    let mut i = pos;
+                    let mut in_string = state == State::InString;
+                    let mut ended = false;
+                    while i < len {
+                        if in_string {
+                            // The next quote ends the string unless an odd
+                            // number of backslashes escapes it (the string's
+                            // bytes are still in the buffer, so the count
+                            // can look back across blocks).
+                            match memchr::memchr(b'"', &buf[i..]) {
+                                None => {
+                                    i = len;
                                     break;
                                 }
-                                pos = at + 2;
-                            } else {
-                                pos = at + 1;
-                                state = State::InElement;
+                                Some(k) => {
+                                    let quote = i + k;
+                                    let escapes = buf[..quote].iter().rev().take_while(|&&b| b == b'\\').count();
+                                    i = quote + 1;
+                                    in_string = escapes % 2 == 1;
+                                }
                             }
-                        }
-                    }
-                    continue;
-                }
-                State::InElement => {
-                    let b = buf[pos];
-                    match b {
-                        b'"' => state = State::InString,
-                        b'{' | b'[' => {
-                            depth += 1;
-                            // The top-level array is one level.
-                            if depth + 1 > MAX_JSON_DEPTH {
-                                return Err(IngestError::new(
-                                    origin,
-                                    Some(here(&buf, pos)),
-                                    format!(
-                                        "JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"
-                                    ),
-                                ));
-                            }
-                        }
-                        b'}' | b']' if depth > 0 => {
-                            depth -= 1;
-                            if depth == 0 {
-                                elements.push((elem_start - run_start, pos + 1 - run_start));
-                                state = State::Separator;
-                            }
-                        }
-                        b',' | b']' if depth == 0 => {
-                            // A scalar element ends here; the separator is read next.
-                            elements.push((elem_start - run_start, pos - run_start));
-                            state = State::Separator;
                             continue;
                         }
-                        _ => {}
+                        match buf[i] {
+                            b'"' => in_string = true,
+                            b'{' | b'[' => {
+                                depth += 1;
+                                // The top-level array is one level.
+                                if depth + 1 > MAX_JSON_DEPTH {
+                                    return Err(IngestError::new(
+                                        origin,
+                                        Some(here(&buf, i)),
+                                        format!(
+                                            "JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"
+                                        ),
+                                    ));
+                                }
+                            }
+                            b'}' | b']' if depth > 0 => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    i += 1;
+                                    elements.push((elem_start, i));
+                                    ended = true;
+                                    break;
+                                }
+                            }
+                            b',' | b']' if depth == 0 => {
+                                // A scalar element ends here; the separator is read next.
+                                elements.push((elem_start, i));
+                                ended = true;
+                                break;
+                            }
+                            _ => {}
+                        }
+                        i += 1;
                     }
-                    pos += 1;
+                    pos = i;
+                    state = if ended {
+                        State::Separator
+                    } else if in_string {
+                        State::InString
+                    } else {
+                        State::InElement
+                    };
                     continue;
                 }
                 _ => {}
@@ -310,43 +340,41 @@ fn split(
         } else {
             pos
         };
-        if (run_end - run_start >= RUN_BYTES || eof) && !elements.is_empty() {
+        if (run_end >= RUN_BYTES || eof) && !elements.is_empty() {
+            // The run keeps the buffer; what follows its last element (part
+            // of the next one) moves to a recycled buffer.
+            let mut next = recycled.try_recv().unwrap_or_default();
+            next.clear();
+            next.reserve(RUN_BYTES + READ_BYTES + (buf.len() - run_end));
+            next.extend_from_slice(&buf[run_end..]);
+            buf.truncate(run_end);
+            let bytes = std::mem::replace(&mut buf, next);
+            let start = base;
+            base = base.advance(&bytes);
+            pos -= run_end;
+            elem_start = elem_start.saturating_sub(run_end);
             let run = Run {
                 index,
-                bytes: buf[run_start..run_end].to_vec(),
-                start: run_pos,
+                bytes,
+                start,
                 spans: Vec::with_capacity(elements.len()),
                 elements: std::mem::take(&mut elements),
             };
-            run_pos = run_pos.advance(&run.bytes);
             index += 1;
             if work.send(run).is_err() {
                 // A worker failed: its error is reported.
                 return Ok(());
             }
-            run_start = run_end;
         }
         if eof {
             break;
         }
-        // Drop what was handed off, then read the next block.
-        if run_start > 0 {
-            base = base.advance(&buf[..run_start]);
-            buf.drain(..run_start);
-            pos -= run_start;
-            elem_start = elem_start.saturating_sub(run_start);
-            run_start = 0;
-        }
-        let old = buf.len();
-        buf.resize(old + READ_BYTES, 0);
-        let n = loop {
-            match reader.read(&mut buf[old..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(IngestError::new(origin, None, format!("cannot read: {e}"))),
-            }
-        };
-        buf.truncate(old + n);
+        // Read the next block after what is there (`read_to_end` leaves the
+        // new bytes uninitialized until the reader fills them).
+        let n = reader
+            .take(READ_BYTES as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| IngestError::new(origin, None, format!("cannot read: {e}")))?;
         total += n as u64;
         progress(total);
         if total > max_bytes {
@@ -410,6 +438,37 @@ mod tests {
         let whole = crate::ingest::parse(&bytes, "t.json").unwrap();
         assert_eq!(stats.spans_read, 12_000);
         assert_eq!(spans.len(), whole.events.len());
+        let whole = crate::trace::normalize_events(whole.events);
+        for (s, w) in spans.iter().zip(whole.iter()) {
+            assert_eq!((&s.event, &s.template, s.params), (&w.event, &w.template, w.params));
+        }
+    }
+
+    #[test]
+    fn escaped_quotes_and_backslashes_at_every_block_edge() {
+        // Targets ending in runs of backslashes, and quotes escaped or not
+        // after them, land on every offset of the scanner's read blocks: the
+        // spans must be those of the whole-file parse.
+        let mut bytes = b"[".to_vec();
+        let mut n = 0;
+        while bytes.len() < 3 * READ_BYTES {
+            let slashes = "\\\\".repeat(n % 5);
+            let target = format!("SELECT '{slashes}\\\"{}' FROM t WHERE a = {n}", "x".repeat(n % 97));
+            let event = serde_json::json!({
+                "timestamp": "2025-07-10T14:32:01.000Z", "trace_id": format!("t{}", n / 7),
+                "span_id": format!("s{n}"), "service": "svc", "type": "sql", "operation": "postgresql",
+                "target": target, "duration_us": 10, "source": {"endpoint": "GET /x", "method": "m"},
+            });
+            if n > 0 {
+                bytes.push(b',');
+            }
+            bytes.extend(serde_json::to_vec(&event).unwrap());
+            n += 1;
+        }
+        bytes.push(b']');
+        let (spans, _) = read(&bytes).unwrap();
+        let whole = crate::ingest::parse(&bytes, "t.json").unwrap();
+        assert_eq!(spans.len(), n);
         let whole = crate::trace::normalize_events(whole.events);
         for (s, w) in spans.iter().zip(whole.iter()) {
             assert_eq!((&s.event, &s.template, s.params), (&w.event, &w.template, w.params));

@@ -6,9 +6,10 @@ use serde::Deserialize;
 
 use super::{Ingested, TagView, TextSpan};
 
+/// One span of a Zipkin v2 array.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ZSpan {
+pub(super) struct ZSpan {
     trace_id: String,
     id: String,
     #[serde(default)]
@@ -36,26 +37,31 @@ pub(super) fn parse(body: &[u8]) -> Result<Ingested, serde_json::Error> {
     let spans: Vec<ZSpan> = serde_json::from_slice(body)?;
     let mut out = Ingested::default();
     for span in spans {
-        out.stats.spans_read += 1;
-        let get = |k: &str| span.tags.get(k).cloned();
-        let view = TagView { get: &get };
-        let text = TextSpan {
-            trace_id: span.trace_id.clone(),
-            span_id: span.id.clone(),
-            parent_span_id: span.parent_id.clone(),
-            service: span
-                .local_endpoint
-                .as_ref()
-                .and_then(|e| e.service_name.clone())
-                .unwrap_or_default(),
-            name: span.name.clone().unwrap_or_default(),
-            start_us: span.timestamp,
-            duration_us: span.duration,
-        };
-        match view.to_event(text) {
-            Some(e) => out.events.push(e),
-            None => out.stats.spans_without_io_attributes += 1,
-        }
+        map_span(span, &mut out);
     }
     Ok(out)
+}
+
+/// Maps one span to an event, or counts it when it is not I/O.
+pub(super) fn map_span(span: ZSpan, out: &mut Ingested) {
+    out.stats.spans_read += 1;
+    let get = |k: &str| span.tags.get(k).cloned();
+    let view = TagView { get: &get };
+    let text = TextSpan {
+        trace_id: span.trace_id.clone(),
+        span_id: span.id.clone(),
+        parent_span_id: span.parent_id.clone(),
+        service: span
+            .local_endpoint
+            .as_ref()
+            .and_then(|e| e.service_name.clone())
+            .unwrap_or_default(),
+        name: span.name.clone().unwrap_or_default(),
+        start_us: span.timestamp,
+        duration_us: span.duration,
+    };
+    match view.to_event(text) {
+        Some(e) => out.events.push(e),
+        None => out.stats.spans_without_io_attributes += 1,
+    }
 }
