@@ -124,7 +124,7 @@ impl Report {
 }
 
 /// Findings serialized in one parallel step of [`Report::write_json`].
-const FINDINGS_PER_BATCH: usize = 4096;
+const FINDINGS_PER_BATCH: usize = 256;
 
 /// [`Report`] without its findings, field for field, to write them apart.
 #[derive(Serialize)]

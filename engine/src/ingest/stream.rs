@@ -345,7 +345,9 @@ fn split(
             // of the next one) moves to a recycled buffer.
             let mut next = recycled.try_recv().unwrap_or_default();
             next.clear();
-            next.reserve(RUN_BYTES + READ_BYTES + (buf.len() - run_end));
+            // Room for two reads after the carried-over bytes, and a page
+            // more: `read_to_end` grows a full buffer before it asks for more.
+            next.reserve(RUN_BYTES + READ_BYTES + (buf.len() - run_end) + 4096);
             next.extend_from_slice(&buf[run_end..]);
             buf.truncate(run_end);
             let bytes = std::mem::replace(&mut buf, next);
