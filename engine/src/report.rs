@@ -99,11 +99,12 @@ impl Report {
                 w.write_all(&frame[..open])?;
                 for (n, batch) in self.findings.chunks(FINDINGS_PER_BATCH).enumerate() {
                     let parts = crate::parallel::map_chunks(batch, 64, |chunk| -> serde_json::Result<Vec<u8>> {
-                        let mut out = Vec::new();
+                        let (mut out, mut one) = (Vec::new(), Vec::new());
                         for f in chunk {
+                            one.clear();
+                            serde_json::to_writer_pretty(&mut one, f)?;
                             out.extend_from_slice(b",\n    ");
-                            let mut pretty = serde_json::Serializer::pretty(Indented(&mut out));
-                            f.serialize(&mut pretty)?;
+                            indent(&one, &mut out);
                         }
                         Ok(out)
                     });
@@ -141,26 +142,17 @@ struct Frame<'a> {
     binary_version: &'a Option<String>,
 }
 
-/// Writes JSON text four spaces further in: a pretty-printed finding as it
-/// sits in the report's `findings` array. (Pretty JSON only breaks lines
+/// Copies pretty JSON text four spaces further in: a finding as it sits
+/// in the report's `findings` array. (Pretty JSON breaks lines only
 /// between tokens; newlines inside strings are escaped.)
-struct Indented<'a>(&'a mut Vec<u8>);
-
-impl std::io::Write for Indented<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut rest = buf;
-        while let Some(at) = memchr::memchr(b'\n', rest) {
-            self.0.extend_from_slice(&rest[..=at]);
-            self.0.extend_from_slice(b"    ");
-            rest = &rest[at + 1..];
-        }
-        self.0.extend_from_slice(rest);
-        Ok(buf.len())
+fn indent(json: &[u8], out: &mut Vec<u8>) {
+    let mut from = 0;
+    for at in memchr::memchr_iter(b'\n', json) {
+        out.extend_from_slice(&json[from..=at]);
+        out.extend_from_slice(b"    ");
+        from = at + 1;
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    out.extend_from_slice(&json[from..]);
 }
 
 #[cfg(test)]
