@@ -178,7 +178,11 @@ mod tests {
             green_summary: serde_json::from_str(r#"{"total_io_ops": 3, "top_offenders": [{"a": 1}], "x": {}}"#)
                 .unwrap(),
             quality_gate: QualityGate::default(),
-            per_endpoint_io_ops: Vec::new(),
+            per_endpoint_io_ops: vec![EndpointIo {
+                service: "reports-svc".into(),
+                endpoint: "GET /api/reports/monthly".into(),
+                io_ops: 3,
+            }],
             acknowledged_findings: vec![AcknowledgedFinding {
                 finding: finding.clone(),
                 acknowledgment: serde_json::json!({"reason": "known"}),

@@ -1,15 +1,18 @@
-//! Decoding a JSON array one element at a time.
+//! Decoding files of self-contained blocks one block at a time.
 //!
-//! Jaeger, Zipkin and OTLP/JSON files hold their spans in arrays of
-//! self-contained blocks (a trace, a span, a `resourceSpans` entry). These
-//! seeds hand each element to a callback as soon as it is decoded, so that
-//! the decoded file is never held whole: the caller maps and normalizes the
-//! block, and the next one reuses its memory.
+//! Jaeger, Zipkin and OTLP files hold their spans in arrays of
+//! self-contained blocks (a trace, a span, a `resource_spans` entry). The
+//! seeds here hand each element of a JSON array to a callback as it is
+//! read, so that the file is never decoded whole; [`normalize_blocks`]
+//! then decodes, maps and normalizes the blocks on every core.
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::IngestStats;
+use crate::trace::{Interner, Span, SpanBatch};
 
 /// Calls `each` with every element of a JSON array, in order.
 pub(super) struct Elements<'f, T, F> {
@@ -28,7 +31,7 @@ impl<'f, T, F: FnMut(T)> Elements<'f, T, F> {
     }
 }
 
-impl<'de, T: DeserializeOwned, F: FnMut(T)> DeserializeSeed<'de> for Elements<'_, T, F> {
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> DeserializeSeed<'de> for Elements<'_, T, F> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -36,7 +39,7 @@ impl<'de, T: DeserializeOwned, F: FnMut(T)> DeserializeSeed<'de> for Elements<'_
     }
 }
 
-impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for Elements<'_, T, F> {
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> Visitor<'de> for Elements<'_, T, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,7 +65,7 @@ pub(super) struct ArrayField<'f, T, F> {
     pub elements: Elements<'f, T, F>,
 }
 
-impl<'de, T: DeserializeOwned, F: FnMut(T)> DeserializeSeed<'de> for ArrayField<'_, T, F> {
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> DeserializeSeed<'de> for ArrayField<'_, T, F> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -70,7 +73,7 @@ impl<'de, T: DeserializeOwned, F: FnMut(T)> DeserializeSeed<'de> for ArrayField<
     }
 }
 
-impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for ArrayField<'_, T, F> {
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> Visitor<'de> for ArrayField<'_, T, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -101,4 +104,29 @@ impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for ArrayField<'_, T, F
         }
         Ok(())
     }
+}
+
+/// Decodes, maps and normalizes blocks (raw JSON values or protobuf
+/// messages found in the input) on every core: `each` turns one block into
+/// spans. The parts are joined in block order, so the result does not
+/// depend on the number of cores; the first error in block order wins.
+pub(super) fn normalize_blocks<B: Sync, E: Send>(
+    blocks: &[B],
+    each: impl Fn(&B, &mut Interner, &mut Vec<Span>, &mut IngestStats) -> Result<(), E> + Sync,
+) -> Result<(SpanBatch, IngestStats), E> {
+    let parts = crate::parallel::map_chunks(blocks, 2, |chunk| {
+        let (mut names, mut spans, mut stats) = (Interner::default(), Vec::new(), IngestStats::default());
+        for block in chunk {
+            each(block, &mut names, &mut spans, &mut stats)?;
+        }
+        Ok((spans, stats))
+    });
+    let mut stats = IngestStats::default();
+    let mut all = Vec::with_capacity(parts.len());
+    for part in parts {
+        let (spans, part_stats) = part?;
+        stats.add(part_stats);
+        all.push(spans);
+    }
+    Ok((SpanBatch::from_parts(all), stats))
 }

@@ -238,11 +238,10 @@ fn read_spans_sized(
     // (Protobuf is told by its first two bytes: the head's answer holds.)
     let blocks = match format {
         Format::OtlpProtobuf => otlp::protobuf_spans(strip_bom(&bytes), &origin),
-        // JSON formats likewise, one trace, span or resource block at a time.
         _ => json_spans(format, strip_bom(&bytes), &origin),
     };
-    if let Ok((spans, stats)) = blocks {
-        return Ok((spans.into(), stats));
+    if let Ok(read) = blocks {
+        return Ok(read);
     }
     let input = parse(&bytes, &origin)?;
     drop(bytes);
@@ -378,8 +377,9 @@ fn check_json_text<'a>(body: &'a [u8], origin: &str) -> Result<&'a str, IngestEr
 
 /// Parses and normalizes a Jaeger, Zipkin or OTLP/JSON payload one block at
 /// a time (a Jaeger trace, a Zipkin span, an OTLP `resourceSpans` entry),
-/// so that the decoded payload is never held whole: memory holds the input,
-/// the spans made so far and one block.
+/// on every core, so that the decoded payload is never held whole: memory
+/// holds the input, the spans made so far and one block per core. The
+/// blocks are first found without being decoded.
 ///
 /// Accepts a subset of what [`parse`] accepts and gives the same spans as
 /// [`parse`] followed by normalization. It refuses the rare forms that only
@@ -390,80 +390,50 @@ pub fn json_spans(
     format: Format,
     body: &[u8],
     origin: &str,
-) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     use serde::de::DeserializeSeed;
+    use serde_json::value::RawValue;
 
-    use blocks::{ArrayField, Elements};
+    use blocks::{ArrayField, Elements, normalize_blocks};
 
     // Checked text: serde need not check each string again.
     let text = check_json_text(body, origin)?;
-    let mut names = crate::trace::Interner::default();
-    let mut spans = Vec::new();
-    let mut stats = IngestStats::default();
-    let mut keep = |events: Vec<SpanEvent>, part: IngestStats| {
-        stats.add(part);
-        spans.extend(events.into_iter().map(|mut e| {
-            e.sanitize();
-            crate::trace::Span::new(e, &mut names)
-        }));
-    };
+    let invalid = |e: serde_json::Error| IngestError::json(origin, format, &e);
+    let mut raw: Vec<&RawValue> = Vec::new();
+    let mut keep = |block| raw.push(block);
     let mut de = serde_json::Deserializer::from_str(text);
-    let done = match format {
-        Format::Jaeger => {
-            let mut each = |trace| {
-                let mut part = Ingested::default();
-                jaeger::map_trace(trace, &mut part);
-                keep(part.events, part.stats);
-            };
-            let export = ArrayField {
-                key: "data",
-                optional: false,
-                object: "Export",
-                elements: Elements::new("traces", &mut each),
-            };
-            export.deserialize(&mut de).and_then(|()| de.end())
+    let found = match format {
+        Format::Jaeger => ArrayField {
+            key: "data",
+            optional: false,
+            object: "Export",
+            elements: Elements::new("traces", &mut keep),
         }
-        Format::Zipkin => {
-            let mut each = |span| {
-                let mut part = Ingested::default();
-                zipkin::map_span(span, &mut part);
-                keep(part.events, part.stats);
-            };
-            Elements::new("spans", &mut each)
-                .deserialize(&mut de)
-                .and_then(|()| de.end())
-        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end()),
+        Format::Zipkin => Elements::new("spans", &mut keep)
+            .deserialize(&mut de)
+            .and_then(|()| de.end()),
         Format::OtlpJson => {
             // One request, or several in a row (one per line).
-            let mut each = |block: opentelemetry_proto::tonic::trace::v1::ResourceSpans| {
-                let (mut events, mut part) = (Vec::new(), IngestStats::default());
-                otlp::convert_block(&block, &mut events, &mut part);
-                stats.add(part);
-                spans.extend(events.into_iter().map(|mut e| {
-                    e.sanitize();
-                    crate::trace::Span::new(e, &mut names)
-                }));
-            };
-            // Each request is found first (borrowed, unparsed), then decoded
-            // block by block.
-            let mut done = Ok(());
-            for raw in serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>() {
-                let request = ArrayField {
+            let mut found = Ok(());
+            for request in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
+                let blocks = ArrayField {
                     key: "resourceSpans",
                     optional: true,
                     object: "ExportTraceServiceRequest",
-                    elements: Elements::new("ResourceSpans", &mut each),
+                    elements: Elements::new("ResourceSpans", &mut keep),
                 };
-                let decoded = raw.and_then(|raw| {
-                    let mut de = serde_json::Deserializer::from_str(raw.get());
-                    request.deserialize(&mut de).and_then(|()| de.end())
+                let read = request.and_then(|request| {
+                    let mut de = serde_json::Deserializer::from_str(request.get());
+                    blocks.deserialize(&mut de).and_then(|()| de.end())
                 });
-                if let Err(e) = decoded {
-                    done = Err(e);
+                if let Err(e) = read {
+                    found = Err(e);
                     break;
                 }
             }
-            done
+            found
         }
         Format::Native | Format::OtlpProtobuf => {
             return Err(IngestError::new(
@@ -473,8 +443,40 @@ pub fn json_spans(
             ));
         }
     };
-    done.map_err(|e| IngestError::json(origin, format, &e))?;
-    Ok((spans, stats))
+    found.map_err(invalid)?;
+    let normalize = |events: Vec<SpanEvent>, names: &mut crate::trace::Interner, spans: &mut Vec<_>| {
+        spans.extend(events.into_iter().map(|mut e| {
+            e.sanitize();
+            crate::trace::Span::new(e, names)
+        }));
+    };
+    normalize_blocks(&raw, |block, names, spans, stats| {
+        match format {
+            Format::Jaeger => {
+                let mut part = Ingested::default();
+                jaeger::map_trace(serde_json::from_str(block.get()).map_err(invalid)?, &mut part);
+                stats.add(part.stats);
+                normalize(part.events, names, spans);
+            }
+            Format::Zipkin => {
+                let mut part = Ingested::default();
+                zipkin::map_span(serde_json::from_str(block.get()).map_err(invalid)?, &mut part);
+                stats.add(part.stats);
+                normalize(part.events, names, spans);
+            }
+            _ => {
+                let block: opentelemetry_proto::tonic::trace::v1::ResourceSpans =
+                    serde_json::from_str(block.get()).map_err(invalid)?;
+                let mut events = Vec::new();
+                otlp::convert_block(&block, &mut events, stats);
+                spans.extend(events.into_iter().map(|mut e| {
+                    e.sanitize();
+                    crate::trace::Span::new(e, names)
+                }));
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Parses one payload of any supported format into sanitized events.
@@ -638,7 +640,7 @@ mod tests {
         crate::trace::normalize_events(parsed.events).into_iter().collect()
     }
 
-    fn same_spans(a: &[crate::trace::Span], b: &[crate::trace::Span]) {
+    fn same_spans(a: &crate::trace::SpanBatch, b: &[crate::trace::Span]) {
         assert_eq!(a.len(), b.len());
         for (a, b) in a.iter().zip(b) {
             assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));

@@ -42,15 +42,14 @@ fn invalid_protobuf(origin: &str, what: impl std::fmt::Display) -> IngestError {
 }
 
 /// Decodes a binary `ExportTraceServiceRequest` one `resource_spans` block at
-/// a time and normalizes each block's spans before decoding the next, so
-/// that the decoded request is never held whole. Accepts what
+/// a time, on every core, normalizing each block's spans before decoding
+/// the next, so that the decoded request is never held whole. Accepts what
 /// [`decode_protobuf`] accepts (unknown top-level fields are skipped) and
 /// gives the same spans as [`parse_protobuf`] followed by normalization.
-pub fn protobuf_spans(body: &[u8], origin: &str) -> Result<(Vec<crate::trace::Span>, IngestStats), IngestError> {
+pub fn protobuf_spans(body: &[u8], origin: &str) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let invalid = |what: String| invalid_protobuf(origin, what);
-    let mut names = crate::trace::Interner::default();
-    let mut spans = Vec::new();
-    let mut stats = IngestStats::default();
+    // The top-level fields first: where each block is.
+    let mut blocks = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
         let key = varint(&mut rest).ok_or_else(|| invalid("truncated field key".into()))?;
@@ -75,18 +74,21 @@ pub fn protobuf_spans(body: &[u8], origin: &str) -> Result<(Vec<crate::trace::Sp
         let (value, tail) = rest.split_at(len);
         rest = tail;
         if field == 1 && wire == 2 {
-            let block = ResourceSpans::decode(value).map_err(|e| invalid(e.to_string()))?;
-            let mut events = Vec::new();
-            convert_block(&block, &mut events, &mut stats);
-            spans.extend(events.into_iter().map(|mut e| {
-                e.sanitize();
-                crate::trace::Span::new(e, &mut names)
-            }));
+            blocks.push(value);
         } else if field == 1 {
             return Err(invalid(format!("field 1 has wire type {wire}, not a message")));
         }
     }
-    Ok((spans, stats))
+    super::blocks::normalize_blocks(&blocks, |value, names, spans, stats| {
+        let block = ResourceSpans::decode(*value).map_err(|e| invalid(e.to_string()))?;
+        let mut events = Vec::new();
+        convert_block(&block, &mut events, stats);
+        spans.extend(events.into_iter().map(|mut e| {
+            e.sanitize();
+            crate::trace::Span::new(e, names)
+        }));
+        Ok(())
+    })
 }
 
 /// Reads one base-128 varint, at most ten bytes.
