@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserialize, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::IngestStats;
+use crate::event::{SpanEvent, Text};
 use crate::trace::{Interner, Span, SpanBatch};
 
 /// Calls `each` with every element of a JSON array, in order.
@@ -129,4 +130,12 @@ pub(super) fn normalize_blocks<B: Sync, E: Send>(
         all.push(spans);
     }
     Ok((SpanBatch::from_parts(all), stats))
+}
+
+/// Sanitizes a block's events and appends their spans to `spans`, in order.
+pub(super) fn push_sanitized<S: Text>(events: Vec<SpanEvent<S>>, names: &mut Interner, spans: &mut Vec<Span>) {
+    spans.extend(events.into_iter().map(|mut e| {
+        e.sanitize();
+        Span::new(e, names)
+    }));
 }

@@ -238,7 +238,7 @@ fn read_spans_sized(
     // (Protobuf is told by its first two bytes: the head's answer holds.)
     let blocks = match format {
         Format::OtlpProtobuf => otlp::protobuf_spans(strip_bom(&bytes), &origin),
-        _ => json_spans(format, strip_bom(&bytes), &origin),
+        _ => json_spans(format, &bytes, &origin),
     };
     if let Ok(read) = blocks {
         return Ok(read);
@@ -379,7 +379,8 @@ fn check_json_text<'a>(body: &'a [u8], origin: &str) -> Result<&'a str, IngestEr
 /// a time (a Jaeger trace, a Zipkin span, an OTLP `resourceSpans` entry),
 /// on every core, so that the decoded payload is never held whole: memory
 /// holds the input, the spans made so far and one block per core. The
-/// blocks are first found without being decoded.
+/// blocks are first found without being decoded. A leading byte-order
+/// mark is skipped, as [`parse_format`] skips it.
 ///
 /// Accepts a subset of what [`parse`] accepts and gives the same spans as
 /// [`parse`] followed by normalization. It refuses the rare forms that only
@@ -394,10 +395,10 @@ pub fn json_spans(
     use serde::de::DeserializeSeed;
     use serde_json::value::RawValue;
 
-    use blocks::{ArrayField, Elements, normalize_blocks};
+    use blocks::{ArrayField, Elements, normalize_blocks, push_sanitized};
 
     // Checked text: serde need not check each string again.
-    let text = check_json_text(body, origin)?;
+    let text = check_json_text(strip_bom(body), origin)?;
     let invalid = |e: serde_json::Error| IngestError::json(origin, format, &e);
     let mut raw: Vec<&RawValue> = Vec::new();
     let mut keep = |block| raw.push(block);
@@ -444,37 +445,24 @@ pub fn json_spans(
         }
     };
     found.map_err(invalid)?;
-    let normalize = |events: Vec<SpanEvent>, names: &mut crate::trace::Interner, spans: &mut Vec<_>| {
-        spans.extend(events.into_iter().map(|mut e| {
-            e.sanitize();
-            crate::trace::Span::new(e, names)
-        }));
-    };
     normalize_blocks(&raw, |block, names, spans, stats| {
+        let text = block.get();
+        let mut part = Ingested::default();
         match format {
-            Format::Jaeger => {
-                let mut part = Ingested::default();
-                jaeger::map_trace(serde_json::from_str(block.get()).map_err(invalid)?, &mut part);
-                stats.add(part.stats);
-                normalize(part.events, names, spans);
-            }
-            Format::Zipkin => {
-                let mut part = Ingested::default();
-                zipkin::map_span(serde_json::from_str(block.get()).map_err(invalid)?, &mut part);
-                stats.add(part.stats);
-                normalize(part.events, names, spans);
-            }
+            Format::Jaeger => jaeger::map_trace(serde_json::from_str(text).map_err(invalid)?, &mut part),
+            Format::Zipkin => zipkin::map_span(serde_json::from_str(text).map_err(invalid)?, &mut part),
             _ => {
+                // OTLP events borrow from their block: normalized here.
                 let block: opentelemetry_proto::tonic::trace::v1::ResourceSpans =
-                    serde_json::from_str(block.get()).map_err(invalid)?;
+                    serde_json::from_str(text).map_err(invalid)?;
                 let mut events = Vec::new();
                 otlp::convert_block(&block, &mut events, stats);
-                spans.extend(events.into_iter().map(|mut e| {
-                    e.sanitize();
-                    crate::trace::Span::new(e, names)
-                }));
+                push_sanitized(events, names, spans);
+                return Ok(());
             }
         }
+        stats.add(part.stats);
+        push_sanitized(part.events, names, spans);
         Ok(())
     })
 }

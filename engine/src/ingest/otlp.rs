@@ -83,10 +83,7 @@ pub fn protobuf_spans(body: &[u8], origin: &str) -> Result<(crate::trace::SpanBa
         let block = ResourceSpans::decode(*value).map_err(|e| invalid(e.to_string()))?;
         let mut events = Vec::new();
         convert_block(&block, &mut events, stats);
-        spans.extend(events.into_iter().map(|mut e| {
-            e.sanitize();
-            crate::trace::Span::new(e, names)
-        }));
+        super::blocks::push_sanitized(events, names, spans);
         Ok(())
     })
 }
