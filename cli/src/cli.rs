@@ -181,7 +181,12 @@ listen overrides below:
                     [daemon.archive]
 
 SIGINT or SIGTERM drains: accepted spans are analyzed before exit 0. A dead
-analysis worker exits 1 at once so that a supervisor restarts the daemon.";
+analysis worker exits 1 at once so that a supervisor restarts the daemon.
+
+Logs go to stderr. RUST_LOG filters them (tracing's env filter syntax): a
+level (debug) or comma-separated target=level directives
+(warn,perf_sentinel_engine=info); info by default. A value that does not
+parse is reported and info is used.";
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {

@@ -109,16 +109,34 @@ fn load_acks(args: &cli::AckArgs) -> Result<Option<Acknowledgments>> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
-/// `perf-sentinel watch`: config errors exit 2, daemon failures 1.
-fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
-    use perf_sentinel_engine::daemon::Daemon;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs to stderr at the level `RUST_LOG` gives, `info` by default.
+///
+/// `RUST_LOG` is a tracing env filter: a level (`debug`) or comma-separated
+/// `target=level` directives (`info,perf_sentinel_engine=debug,h2=warn`). A
+/// value that does not parse is reported once and `info` is used.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let (filter, bad) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match EnvFilter::try_new(&v) {
+            Ok(f) => (f, None),
+            Err(e) => (EnvFilter::new("info"), Some((v, e))),
+        },
+        _ => (EnvFilter::new("info"), None),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
+    if let Some((value, e)) = bad {
+        tracing::warn!("RUST_LOG={value:?} is not a log filter ({e}); logging at info");
+    }
+}
+
+/// `perf-sentinel watch`: config errors exit 2, daemon failures 1.
+fn watch(w: cli::WatchArgs) -> Result<ExitCode> {
+    use perf_sentinel_engine::daemon::Daemon;
+    init_logging();
     let mut config = load_config(w.config.as_deref())?;
     let overrides = [
         ("listen_address", w.listen_address.map(Value::Str)),

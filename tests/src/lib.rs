@@ -168,10 +168,16 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `perf-sentinel watch` with this config in a fresh directory.
     pub fn watch(config: &str) -> Daemon {
+        Daemon::watch_logging(config, "info")
+    }
+
+    /// Starts the daemon with `RUST_LOG` set to `rust_log`.
+    pub fn watch_logging(config: &str, rust_log: &str) -> Daemon {
         let dir = TempDir::new("daemon");
         std::fs::write(dir.join(".perf-sentinel.toml"), config).unwrap();
         let mut cmd = Command::new(bin());
         cmd.args(["watch", "--listen-port-http", "0", "--listen-port-grpc", "0"]);
+        cmd.env("RUST_LOG", rust_log);
         Daemon::spawn(cmd, dir)
     }
 
@@ -194,7 +200,9 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::piped());
-        cmd.env("RUST_LOG", "info");
+        if cmd.get_envs().all(|(k, _)| k != "RUST_LOG") {
+            cmd.env("RUST_LOG", "info");
+        }
         let mut child = cmd.spawn().expect("spawn daemon");
         let stderr = child.stderr.take().expect("stderr");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -202,10 +210,12 @@ impl Daemon {
         let sink = std::sync::Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("daemon listening") {
-                    let _ = tx.send(line.clone());
+                // Stored first: once the daemon is reported up, its log holds the line.
+                let up = line.contains("daemon listening");
+                sink.lock().unwrap().push(line.clone());
+                if up {
+                    let _ = tx.send(line);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let line = match rx.recv_timeout(std::time::Duration::from_secs(20)) {

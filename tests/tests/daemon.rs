@@ -487,3 +487,22 @@ fn a_client_that_stalls_mid_request_is_cut_off_and_others_are_served() {
     eprintln!("stalled client cut off after {waited:?}");
     assert_eq!(d.get("/health").0, 200);
 }
+
+#[test]
+fn rust_log_takes_target_directives_and_a_bad_value_falls_back_to_info() {
+    // The listening line is logged at info by the engine: a per-target
+    // directive lets it through under a default of warn.
+    let d = Daemon::watch_logging("", "warn,perf_sentinel_engine=info");
+    let log = d.stderr();
+    assert!(log.contains("daemon listening"), "{log}");
+    assert!(!log.contains("is not a log filter"), "{log}");
+    drop(d);
+
+    let d = Daemon::watch_logging("", "info,h2=[{");
+    let log = d.stderr();
+    assert!(log.contains("daemon listening"), "{log}");
+    assert!(
+        log.contains("WARN") && log.contains("RUST_LOG=\"info,h2=[{\" is not a log filter"),
+        "{log}"
+    );
+}
