@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use perf_sentinel_engine::group::{bounds, distinct_params, finding_for_group, rank_index, with_timing};
-use perf_sentinel_engine::registry::Settings;
+use perf_sentinel_engine::registry::{BatchDetector, Settings};
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
 use crate::common::{SLOW_QUERY_MIN_OCCURRENCES, SLOW_QUERY_THRESHOLD_MS, as_usize, by_template};
@@ -69,70 +69,105 @@ pub fn detect(trace: &Trace, kind: EventKind, finding_type: &str, cfg: &SlowConf
 
 /// Slow spans of one kind grouped by template across all traces of a batch;
 /// reported when a template is slow in at least two traces.
-pub fn detect_batch(traces: &[Trace], kind: EventKind, finding_type: &str, cfg: &SlowConfig, out: &mut Vec<Finding>) {
-    let mut groups: BTreeMap<Arc<str>, Vec<&Span>> = BTreeMap::new();
-    for t in traces {
-        for s in t
-            .spans
-            .iter()
-            .filter(|s| s.kind() == kind && s.event.duration_us > cfg.threshold_us)
-        {
-            groups.entry(Arc::clone(&s.template)).or_default().push(s);
+///
+/// Only the spans over the threshold are kept (cloned, their names shared),
+/// so the batch's traces can be freed as they are observed.
+pub struct SlowAcrossTraces {
+    kind: EventKind,
+    finding_type: &'static str,
+    cfg: SlowConfig,
+    groups: BTreeMap<Arc<str>, Vec<Span>>,
+}
+
+impl SlowAcrossTraces {
+    pub fn new(kind: EventKind, finding_type: &'static str, cfg: SlowConfig) -> SlowAcrossTraces {
+        SlowAcrossTraces {
+            kind,
+            finding_type,
+            cfg,
+            groups: BTreeMap::new(),
         }
     }
-    for (template, mut entries) in groups {
-        if entries.len() < cfg.min_occurrences {
-            continue;
+}
+
+impl BatchDetector for SlowAcrossTraces {
+    fn observe(&mut self, trace: &Trace) {
+        for s in trace
+            .spans
+            .iter()
+            .filter(|s| s.kind() == self.kind && s.event.duration_us > self.cfg.threshold_us)
+        {
+            match self.groups.get_mut(&s.template) {
+                Some(g) => g.push(s.clone()),
+                None => {
+                    self.groups.insert(Arc::clone(&s.template), vec![s.clone()]);
+                }
+            }
         }
-        let traces: BTreeSet<&str> = entries.iter().map(|s| &*s.event.trace_id).collect();
-        if traces.len() < 2 {
-            continue;
-        }
-        // Ties on duration are broken by trace and span id, never by input order.
-        entries.sort_by(|a, b| {
-            (
-                a.event.duration_us,
-                &a.event.trace_id,
-                &a.event.span_id,
-                &a.event.timestamp,
-            )
-                .cmp(&(
-                    b.event.duration_us,
-                    &b.event.trace_id,
-                    &b.event.span_id,
-                    &b.event.timestamp,
-                ))
-        });
-        let n = entries.len();
-        let pct = |p| entries[rank_index(n, p)].event.duration_us;
-        let (p50, p95, p99) = (pct(50), pct(95), pct(99));
-        if p99 <= cfg.threshold_us {
-            continue;
-        }
-        let Some(slowest) = entries.last() else {
-            continue;
-        };
-        let mut f = finding_for_group(
+    }
+
+    fn finish(self: Box<Self>, out: &mut Vec<Finding>) {
+        let SlowAcrossTraces {
+            kind,
             finding_type,
-            cfg.severity(slowest.event.duration_us),
-            &template,
-            &[*slowest],
-        );
-        let b = bounds(entries.iter().copied());
-        f.pattern.occurrences = n as u64;
-        f.pattern.distinct_params = 0;
-        f.pattern.window_ms = b.window_ms;
-        f.first_timestamp = b.first_timestamp;
-        f.last_timestamp = b.last_timestamp;
-        f.span_ids = entries.iter().map(|s| s.event.span_id.to_string()).collect();
-        f.suggestion = format!(
-            "cross-trace analysis: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms over {n} slow executions in {} traces: {}",
-            p50 as f64 / 1000.0,
-            p95 as f64 / 1000.0,
-            p99 as f64 / 1000.0,
-            traces.len(),
-            advice(kind)
-        );
-        out.push(f);
+            cfg,
+            groups,
+        } = *self;
+        for (template, mut entries) in groups {
+            if entries.len() < cfg.min_occurrences {
+                continue;
+            }
+            let traces: BTreeSet<&str> = entries.iter().map(|s| &*s.event.trace_id).collect();
+            if traces.len() < 2 {
+                continue;
+            }
+            let trace_count = traces.len();
+            drop(traces);
+            // Ties on duration are broken by trace and span id, never by input order.
+            entries.sort_by(|a, b| {
+                (
+                    a.event.duration_us,
+                    &a.event.trace_id,
+                    &a.event.span_id,
+                    &a.event.timestamp,
+                )
+                    .cmp(&(
+                        b.event.duration_us,
+                        &b.event.trace_id,
+                        &b.event.span_id,
+                        &b.event.timestamp,
+                    ))
+            });
+            let n = entries.len();
+            let pct = |p| entries[rank_index(n, p)].event.duration_us;
+            let (p50, p95, p99) = (pct(50), pct(95), pct(99));
+            if p99 <= cfg.threshold_us {
+                continue;
+            }
+            let Some(slowest) = entries.last() else {
+                continue;
+            };
+            let mut f = finding_for_group(
+                finding_type,
+                cfg.severity(slowest.event.duration_us),
+                &template,
+                &[slowest],
+            );
+            let b = bounds(entries.iter());
+            f.pattern.occurrences = n as u64;
+            f.pattern.distinct_params = 0;
+            f.pattern.window_ms = b.window_ms;
+            f.first_timestamp = b.first_timestamp;
+            f.last_timestamp = b.last_timestamp;
+            f.span_ids = entries.iter().map(|s| s.event.span_id.to_string()).collect();
+            f.suggestion = format!(
+                "cross-trace analysis: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms over {n} slow executions in {trace_count} traces: {}",
+                p50 as f64 / 1000.0,
+                p95 as f64 / 1000.0,
+                p99 as f64 / 1000.0,
+                advice(kind)
+            );
+            out.push(f);
+        }
     }
 }

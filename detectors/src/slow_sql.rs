@@ -1,6 +1,6 @@
 //! `slow_sql`: SQL statements slower than the threshold, repeatedly.
 
-use perf_sentinel_engine::registry::{Detector, Settings};
+use perf_sentinel_engine::registry::{BatchDetector, Detector, Settings};
 use perf_sentinel_engine::{EventKind, Finding, Trace};
 
 use crate::common::{SLOW_QUERY_MIN_OCCURRENCES, SLOW_QUERY_THRESHOLD_MS};
@@ -49,7 +49,11 @@ impl Detector for SlowSql {
         slow::detect(trace, EventKind::Sql, "slow_sql", &self.0, out);
     }
 
-    fn detect_batch(&self, traces: &[Trace], out: &mut Vec<Finding>) {
-        slow::detect_batch(traces, EventKind::Sql, "slow_sql", &self.0, out);
+    fn batch(&self) -> Option<Box<dyn BatchDetector + '_>> {
+        Some(Box::new(slow::SlowAcrossTraces::new(
+            EventKind::Sql,
+            "slow_sql",
+            self.0,
+        )))
     }
 }

@@ -222,7 +222,12 @@ fn benches(c: &mut Criterion) {
                 }
             }
             for d in engine.detectors() {
-                d.detector.detect_batch(&traces, &mut found);
+                if let Some(mut batch) = d.detector.batch() {
+                    for t in &traces {
+                        batch.observe(t);
+                    }
+                    batch.finish(&mut found);
+                }
             }
             found
         })
@@ -230,17 +235,23 @@ fn benches(c: &mut Criterion) {
     let findings = engine.analyze(&traces, Confidence::CiBatch).findings;
     let by_id: BTreeMap<&'static str, &'static registry::DetectorDescriptor> =
         registry::detectors().unwrap().into_iter().map(|d| (d.id, d)).collect();
+    let endpoint_io = perf_sentinel_engine::engine::endpoint_io(&traces);
     g.bench_function("score", |b| {
         b.iter_batched(
             || findings.clone(),
             |mut findings| {
                 let mut summary = GreenSummary::default();
                 let input = ScoreInput {
-                    traces: &traces,
+                    traces: traces.len(),
+                    endpoint_io: &endpoint_io,
                     detectors: &by_id,
                 };
                 for s in engine.scorers() {
-                    s.scorer.score(&input, &mut findings, &mut summary);
+                    let mut batch = s.scorer.batch();
+                    for t in &traces {
+                        batch.observe(t);
+                    }
+                    batch.finish(&input, &mut findings, &mut summary);
                 }
                 (findings, summary)
             },

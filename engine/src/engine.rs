@@ -10,8 +10,8 @@ use crate::event::SpanEvent;
 use crate::finding::{Confidence, Finding};
 use crate::ingest::IngestStats;
 use crate::registry::{
-    self, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary, RegistryError, ScoreInput,
-    Scorer, ScorerDescriptor, Value,
+    self, BatchDetector, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary, RegistryError,
+    ScoreBatch, ScoreInput, Scorer, ScorerDescriptor, Value,
 };
 use crate::report::{AnalysisInfo, GateResult, QualityGate, Report};
 use crate::trace::Trace;
@@ -42,6 +42,97 @@ pub struct LoadedScorer {
 /// Batches smaller than this are analyzed on the calling thread.
 const PARALLEL_MIN_TRACES: usize = 256;
 
+/// Traces analyzed, then freed, at a time by [`Engine::analyze_owned`].
+const OWNED_SLICE_TRACES: usize = 1024;
+
+/// One batch under analysis: the findings so far and every cross-trace state.
+struct BatchRun<'e> {
+    engine: &'e Engine,
+    findings: Vec<Finding>,
+    batch_detectors: Vec<Box<dyn BatchDetector + 'e>>,
+    scorers: Vec<Box<dyn ScoreBatch + 'e>>,
+    endpoint_io: EndpointCounter,
+    traces: usize,
+}
+
+impl<'e> BatchRun<'e> {
+    fn new(engine: &'e Engine) -> BatchRun<'e> {
+        BatchRun {
+            engine,
+            findings: Vec::new(),
+            batch_detectors: engine.detectors.iter().filter_map(|d| d.detector.batch()).collect(),
+            scorers: engine.scorers.iter().map(|s| s.scorer.batch()).collect(),
+            endpoint_io: EndpointCounter::default(),
+            traces: 0,
+        }
+    }
+
+    /// Runs the per-trace detectors over `traces`, then shows each trace to
+    /// the cross-trace states, in order.
+    fn add(&mut self, traces: &[Trace]) {
+        // Traces are independent: large slices are split over the cores, and
+        // the parts are joined in order, so the result is the same either way.
+        let detectors = &self.engine.detectors;
+        let parts = crate::parallel::map_chunks(traces, PARALLEL_MIN_TRACES, |chunk| detect_traces(detectors, chunk));
+        for mut part in parts {
+            self.findings.append(&mut part);
+        }
+        self.observe(traces);
+    }
+
+    /// Shows each trace, in order, to the cross-trace states.
+    fn observe(&mut self, traces: &[Trace]) {
+        for trace in traces {
+            for d in &mut self.batch_detectors {
+                d.observe(trace);
+            }
+            for s in &mut self.scorers {
+                s.observe(trace);
+            }
+            self.endpoint_io.observe(trace);
+        }
+        self.traces += traces.len();
+    }
+
+    fn finish(self, confidence: Confidence) -> Analysis {
+        let BatchRun {
+            engine,
+            mut findings,
+            batch_detectors,
+            scorers,
+            endpoint_io,
+            traces,
+        } = self;
+        if traces >= 2 {
+            for d in batch_detectors {
+                d.finish(&mut findings);
+            }
+        }
+        let per_endpoint_io_ops = endpoint_io.finish();
+        let mut summary = GreenSummary::default();
+        let input = ScoreInput {
+            traces,
+            endpoint_io: &per_endpoint_io_ops,
+            detectors: &engine.by_id,
+        };
+        for s in scorers {
+            s.finish(&input, &mut findings, &mut summary);
+        }
+        crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
+            for f in chunk {
+                f.confidence = confidence;
+                f.signature = f.compute_signature();
+            }
+        });
+        engine.sort_findings(&mut findings);
+        Analysis {
+            findings,
+            green_summary: summary,
+            per_endpoint_io_ops,
+        }
+    }
+}
+
 /// The result of analyzing one batch, before it becomes a report.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
@@ -49,6 +140,20 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     pub green_summary: GreenSummary,
     pub per_endpoint_io_ops: Vec<EndpointIo>,
+}
+
+/// Every per-trace detector, by rank, over each trace of `traces`.
+fn detect_traces(detectors: &[LoadedDetector], traces: &[Trace]) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let mut fresh = Vec::new();
+    for trace in traces {
+        let start = found.len();
+        for d in detectors {
+            d.detector.detect(trace, &found[start..], &mut fresh);
+            found.append(&mut fresh);
+        }
+    }
+    found
 }
 
 /// Detectors, scorers and quality gate built from one configuration.
@@ -136,48 +241,76 @@ impl Engine {
 
     /// Runs every detector and scorer over a batch of traces.
     pub fn analyze(&self, traces: &[Trace], confidence: Confidence) -> Analysis {
-        // Traces are independent: large batches are split over the cores, and
-        // the parts are joined in order, so the result is the same either way.
-        let mut findings = crate::parallel::map_chunks(traces, PARALLEL_MIN_TRACES, |chunk| {
-            let mut found = Vec::new();
-            let mut fresh = Vec::new();
-            for trace in chunk {
-                let start = found.len();
-                for d in &self.detectors {
-                    d.detector.detect(trace, &found[start..], &mut fresh);
-                    found.append(&mut fresh);
+        let mut run = BatchRun::new(self);
+        run.add(traces);
+        run.finish(confidence)
+    }
+
+    /// Like [`Engine::analyze`], for a batch it may free as it goes: traces
+    /// are analyzed a slice at a time and freed once every detector and
+    /// scorer has seen them, so the batch's spans and its findings are not
+    /// all held at once. Same result as [`Engine::analyze`].
+    pub fn analyze_owned(&self, traces: Vec<Trace>, confidence: Confidence) -> Analysis {
+        let mut run = BatchRun::new(self);
+        let helpers = crate::parallel::workers().saturating_sub(1);
+        if helpers == 0 || traces.len() < PARALLEL_MIN_TRACES {
+            run.add(&traces);
+            drop(traces);
+            return run.finish(confidence);
+        }
+        let detectors = &self.detectors;
+        std::thread::scope(|scope| {
+            // Helper threads take their part of every slice and live for the
+            // whole batch: threads started per slice would each leave an
+            // allocator heap behind, holding the findings scattered.
+            let mut lanes = Vec::with_capacity(helpers);
+            for _ in 0..helpers {
+                let (job_tx, job_rx) = std::sync::mpsc::channel::<(Arc<Vec<Trace>>, std::ops::Range<usize>)>();
+                let (found_tx, found_rx) = std::sync::mpsc::channel::<Vec<Finding>>();
+                let handle = scope.spawn(move || {
+                    for (slice, range) in job_rx {
+                        let found = detect_traces(detectors, &slice[range]);
+                        // Released before answering, so that the caller
+                        // holds the last reference and frees the slice.
+                        drop(slice);
+                        if found_tx.send(found).is_err() {
+                            break;
+                        }
+                    }
+                });
+                lanes.push((job_tx, found_rx, Some(handle)));
+            }
+            let mut rest = traces.into_iter();
+            loop {
+                let slice: Vec<Trace> = rest.by_ref().take(OWNED_SLICE_TRACES).collect();
+                if slice.is_empty() {
+                    break;
                 }
+                let n = slice.len();
+                let size = n.div_ceil(helpers + 1);
+                let slice = Arc::new(slice);
+                for (i, (job_tx, _, _)) in lanes.iter().enumerate() {
+                    let range = ((i + 1) * size).min(n)..((i + 2) * size).min(n);
+                    // A helper that stopped is reported when its answer is read.
+                    let _ = job_tx.send((Arc::clone(&slice), range));
+                }
+                let mut found = detect_traces(detectors, &slice[..size.min(n)]);
+                run.findings.append(&mut found);
+                for (_, found_rx, handle) in &mut lanes {
+                    match found_rx.recv() {
+                        Ok(mut part) => run.findings.append(&mut part),
+                        // The helper panicked: raise its panic here.
+                        Err(_) => match handle.take().map(std::thread::ScopedJoinHandle::join) {
+                            Some(Err(panic)) => std::panic::resume_unwind(panic),
+                            _ => unreachable!("an analysis helper stopped without a panic"),
+                        },
+                    }
+                }
+                run.observe(&slice);
             }
-            found
+            drop(lanes);
+            run.finish(confidence)
         })
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>();
-        if traces.len() >= 2 {
-            for d in &self.detectors {
-                d.detector.detect_batch(traces, &mut findings);
-            }
-        }
-        let mut summary = GreenSummary::default();
-        let input = ScoreInput {
-            traces,
-            detectors: &self.by_id,
-        };
-        for s in &self.scorers {
-            s.scorer.score(&input, &mut findings, &mut summary);
-        }
-        crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
-            for f in chunk {
-                f.confidence = confidence;
-                f.signature = f.compute_signature();
-            }
-        });
-        self.sort_findings(&mut findings);
-        Analysis {
-            findings,
-            green_summary: summary,
-            per_endpoint_io_ops: endpoint_io(traces),
-        }
     }
 
     /// Sorts findings on a full key: detector rank, severity, trace id,
@@ -280,15 +413,8 @@ impl Engine {
         let events_processed = spans.len() as u64;
         let unparseable = spans.iter().filter(|s| s.event.start_unix_nanos.is_none()).count() as u64;
         let traces = crate::trace::group_spans(spans);
-        let analysis = self.analyze(&traces, Confidence::CiBatch);
         let trace_count = traces.len() as u64;
-        // Freeing a large batch span by span takes a while: do it off the
-        // caller's path.
-        if events_processed >= 16_384 {
-            std::thread::spawn(move || drop(traces));
-        } else {
-            drop(traces);
-        }
+        let analysis = self.analyze_owned(traces, Confidence::CiBatch);
         let mut report = self.report_from(analysis, events_processed, trace_count, stats, acks);
         report.analysis.events_with_unparseable_timestamp = unparseable;
         report
@@ -331,34 +457,71 @@ impl Engine {
 
 /// Spans per (service, endpoint), sorted by service then endpoint.
 pub fn endpoint_io(traces: &[Trace]) -> Vec<EndpointIo> {
-    let mut counts: foldhash::HashMap<(&str, &str), u64> = foldhash::HashMap::default();
-    // Runs of spans with the same (service, endpoint) are counted first and
-    // added to the map once per run.
-    let mut run: Option<((&str, &str), u64)> = None;
+    let mut counter = EndpointCounter::default();
     for t in traces {
-        for s in &t.spans {
-            let key = (&*s.event.service, &*s.event.source.endpoint);
+        counter.observe(t);
+    }
+    counter.finish()
+}
+
+/// A span's (service, endpoint).
+type EndpointKey<'a> = (&'a Arc<str>, &'a Arc<str>);
+
+/// Counts spans per (service, endpoint), one trace at a time.
+#[derive(Default)]
+struct EndpointCounter {
+    /// service -> endpoint -> spans; names are looked up as `&str` and
+    /// their shared strings cloned once per new key.
+    counts: foldhash::HashMap<Arc<str>, foldhash::HashMap<Arc<str>, u64>>,
+}
+
+impl EndpointCounter {
+    fn observe(&mut self, trace: &Trace) {
+        // Runs of spans with the same (service, endpoint) are counted first
+        // and added to the map once per run.
+        let mut run: Option<(EndpointKey<'_>, u64)> = None;
+        for s in &trace.spans {
+            let key = (&s.event.service, &s.event.source.endpoint);
             match &mut run {
                 Some((k, n)) if *k == key => *n += 1,
                 _ => {
                     if let Some((k, n)) = run.replace((key, 1)) {
-                        *counts.entry(k).or_default() += n;
+                        self.add(k, n);
                     }
                 }
             }
         }
+        if let Some((k, n)) = run {
+            self.add(k, n);
+        }
     }
-    if let Some((k, n)) = run {
-        *counts.entry(k).or_default() += n;
+
+    fn add(&mut self, (service, endpoint): EndpointKey<'_>, n: u64) {
+        let per_service = match self.counts.get_mut(&**service) {
+            Some(m) => m,
+            None => self.counts.entry(Arc::clone(service)).or_default(),
+        };
+        match per_service.get_mut(&**endpoint) {
+            Some(c) => *c += n,
+            None => {
+                per_service.insert(Arc::clone(endpoint), n);
+            }
+        }
     }
-    let mut out: Vec<EndpointIo> = counts
-        .into_iter()
-        .map(|((service, endpoint), io_ops)| EndpointIo {
-            service: service.to_owned(),
-            endpoint: endpoint.to_owned(),
-            io_ops,
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.service, &a.endpoint).cmp(&(&b.service, &b.endpoint)));
-    out
+
+    fn finish(self) -> Vec<EndpointIo> {
+        let mut out: Vec<EndpointIo> = self
+            .counts
+            .into_iter()
+            .flat_map(|(service, endpoints)| {
+                endpoints.into_iter().map(move |(endpoint, io_ops)| EndpointIo {
+                    service: service.to_string(),
+                    endpoint: endpoint.to_string(),
+                    io_ops,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.service, &a.endpoint).cmp(&(&b.service, &b.endpoint)));
+        out
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::num::NonZeroUsize;
 
-fn workers() -> usize {
+pub(crate) fn workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, NonZeroUsize::get)
         .min(16)

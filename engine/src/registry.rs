@@ -241,9 +241,25 @@ pub trait Detector: Send + Sync {
     /// N+1 check claimed).
     fn detect(&self, trace: &Trace, earlier: &[Finding], out: &mut Vec<Finding>);
 
-    /// Findings across all traces of a batch (called once per batch of two or
-    /// more traces, after every per-trace pass).
-    fn detect_batch(&self, _traces: &[Trace], _out: &mut Vec<Finding>) {}
+    /// Starts a cross-trace pass over one batch, for detectors whose rule
+    /// spans traces; `None` (the default) when there is none.
+    ///
+    /// The engine shows the state every trace of the batch once, in batch
+    /// order, and may free each trace right after, so the state keeps what
+    /// it needs (a slow-query rule keeps its slow spans, not every span).
+    fn batch(&self) -> Option<Box<dyn BatchDetector + '_>> {
+        None
+    }
+}
+
+/// The cross-trace state of a detector over one batch; see [`Detector::batch`].
+pub trait BatchDetector: Send {
+    /// One trace of the batch, after every per-trace detector ran on it.
+    fn observe(&mut self, trace: &Trace);
+
+    /// Findings across the traces observed. Called once, and only for a
+    /// batch of two or more traces.
+    fn finish(self: Box<Self>, out: &mut Vec<Finding>);
 }
 
 /// Describes a detector to the engine. Submit one with [`crate::declare_detector!`].
@@ -279,9 +295,12 @@ pub struct EndpointIo {
     pub io_ops: u64,
 }
 
-/// What scorers read.
+/// What scorers read once every trace of the batch was observed.
 pub struct ScoreInput<'a> {
-    pub traces: &'a [Trace],
+    /// Traces in the batch.
+    pub traces: usize,
+    /// I/O spans per (service, endpoint) over the batch, sorted.
+    pub endpoint_io: &'a [EndpointIo],
     /// Descriptors of the findings' detectors, by id.
     pub detectors: &'a BTreeMap<&'static str, &'static DetectorDescriptor>,
 }
@@ -294,9 +313,23 @@ pub struct GreenSummary {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// Scores a batch: fills `green_summary` and per-finding impact.
+/// Scores batches: fills `green_summary` and per-finding impact.
 pub trait Scorer: Send + Sync {
-    fn score(&self, input: &ScoreInput<'_>, findings: &mut [Finding], summary: &mut GreenSummary);
+    /// Starts scoring one batch.
+    fn batch(&self) -> Box<dyn ScoreBatch + '_>;
+}
+
+/// A scorer's state over one batch; see [`Scorer::batch`].
+///
+/// The engine shows it every trace once, in batch order, and may free each
+/// trace right after; then it calls [`ScoreBatch::finish`] with every
+/// finding of the batch. Scorers finish in rank order, so a scorer reads the
+/// metrics of those ranked before it in `summary`.
+pub trait ScoreBatch: Send {
+    /// One trace of the batch. The default ignores it.
+    fn observe(&mut self, _trace: &Trace) {}
+
+    fn finish(self: Box<Self>, input: &ScoreInput<'_>, findings: &mut [Finding], summary: &mut GreenSummary);
 }
 
 /// Describes a scorer to the engine. Submit one with [`crate::declare_scorer!`].

@@ -5,8 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use perf_sentinel_engine::event::is_region_id;
-use perf_sentinel_engine::registry::{DefaultValue, GreenSummary, Kind, ScoreInput, Scorer, Settings, Tunable};
-use perf_sentinel_engine::{EventKind, Finding, Span};
+use perf_sentinel_engine::registry::{
+    DefaultValue, GreenSummary, Kind, ScoreBatch, ScoreInput, Scorer, Settings, Tunable,
+};
+use perf_sentinel_engine::{EventKind, Finding, Span, Trace};
 use serde_json::{Map, Value, json};
 
 use crate::common::ENABLED;
@@ -362,21 +364,52 @@ fn bracket(mid: f64, model: &str, methodology: &str) -> Value {
 }
 
 impl Scorer for Carbon {
-    fn score(&self, input: &ScoreInput<'_>, _findings: &mut [Finding], summary: &mut GreenSummary) {
-        let ctx = &*self.ctx;
-        if !self.enabled || input.traces.is_empty() {
-            summary.fields.insert("energy_kwh".into(), json!(0.0));
-            summary.fields.insert("energy_model".into(), json!(""));
+    fn batch(&self) -> Box<dyn ScoreBatch + '_> {
+        Box::new(CarbonBatch {
+            carbon: self,
+            buckets: BTreeMap::new(),
+            unknown: Bucket::default(),
+            services: BTreeMap::new(),
+            transport: 0.0,
+            calibrated: false,
+            any_region_attr: false,
+            total_ops: 0,
+        })
+    }
+}
+
+/// Energy and carbon summed span by span over one batch.
+struct CarbonBatch<'a> {
+    carbon: &'a Carbon,
+    /// Per region, at most [`MAX_REGIONS`]; spans past them go to `unknown`.
+    buckets: BTreeMap<String, Bucket>,
+    unknown: Bucket,
+    services: BTreeMap<String, ServiceAcc>,
+    transport: f64,
+    calibrated: bool,
+    any_region_attr: bool,
+    total_ops: u64,
+}
+
+impl ScoreBatch for CarbonBatch<'_> {
+    fn observe(&mut self, trace: &Trace) {
+        if !self.carbon.enabled {
             return;
         }
-        let mut buckets: BTreeMap<String, Bucket> = BTreeMap::new();
-        let mut unknown = Bucket::default();
-        let mut services: BTreeMap<String, ServiceAcc> = BTreeMap::new();
-        let (mut transport, mut calibrated, mut any_region_attr) = (0.0_f64, false, false);
-        let mut total_ops = 0u64;
-        for span in input.traces.iter().flat_map(|t| &t.spans) {
-            total_ops += 1;
-            any_region_attr |= span.event.cloud_region.is_some();
+        let ctx = &*self.carbon.ctx;
+        let CarbonBatch {
+            buckets,
+            unknown,
+            services,
+            transport,
+            calibrated,
+            any_region_attr,
+            total_ops,
+            ..
+        } = self;
+        for span in &trace.spans {
+            *total_ops += 1;
+            *any_region_attr |= span.event.cloud_region.is_some();
             let region = ctx
                 .region_of(span)
                 .filter(|r| buckets.contains_key(r) || buckets.len() < MAX_REGIONS);
@@ -386,7 +419,7 @@ impl Scorer for Carbon {
             };
             let (intensity, source, pue) = ctx.intensity(&region, &span.event.timestamp);
             let (energy, cal) = ctx.energy(span);
-            calibrated |= cal;
+            *calibrated |= cal;
             let op = energy * intensity * pue;
             let b = buckets.entry(region.clone()).or_default();
             b.io_ops += 1;
@@ -407,14 +440,33 @@ impl Scorer for Carbon {
                 if let (Some(bytes), Some(host)) = (span.event.response_size_bytes, &span.event.host) {
                     if let Some(callee) = ctx.service_regions.get(&**host) {
                         if !callee.eq_ignore_ascii_case(&region) {
-                            transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
+                            *transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
                         }
                     }
                 }
             }
         }
+    }
+
+    fn finish(self: Box<Self>, input: &ScoreInput<'_>, _findings: &mut [Finding], summary: &mut GreenSummary) {
+        let CarbonBatch {
+            carbon,
+            buckets,
+            unknown,
+            services,
+            transport,
+            calibrated,
+            any_region_attr,
+            total_ops,
+        } = *self;
+        let ctx = &*carbon.ctx;
+        if !carbon.enabled || input.traces == 0 {
+            summary.fields.insert("energy_kwh".into(), json!(0.0));
+            summary.fields.insert("energy_model".into(), json!(""));
+            return;
+        }
         let operational = buckets.values().fold(0.0_f64, |acc, b| acc + b.co2);
-        let embodied = input.traces.len() as f64 * ctx.embodied_per_trace;
+        let embodied = input.traces as f64 * ctx.embodied_per_trace;
         let total_mid = operational + embodied + transport;
         let accounted = total_ops - unknown.io_ops;
         let avoidable_ops = summary.metrics.get("avoidable_io_ops").copied().unwrap_or(0.0);
@@ -484,18 +536,20 @@ impl Scorer for Carbon {
             .filter(|_| !any_region_attr && ctx.service_regions.is_empty() && !ctx.per_op && ctx.calibration.is_empty())
         {
             let per_op = ENERGY_PER_IO_OP_KWH * row.annual * row.pue;
-            let io: BTreeMap<(String, String), u64> = perf_sentinel_engine::engine::endpoint_io(input.traces)
-                .into_iter()
-                .map(|e| ((e.service, e.endpoint), e.io_ops))
+            let io: BTreeMap<(&str, &str), u64> = input
+                .endpoint_io
+                .iter()
+                .map(|e| ((e.service.as_str(), e.endpoint.as_str()), e.io_ops))
                 .collect();
             if let Some(Value::Array(top)) = summary.fields.get_mut("top_offenders") {
                 for t in top.iter_mut() {
                     let key = (
-                        t.get("service").and_then(Value::as_str).unwrap_or("").to_owned(),
-                        t.get("endpoint").and_then(Value::as_str).unwrap_or("").to_owned(),
+                        t.get("service").and_then(Value::as_str).unwrap_or(""),
+                        t.get("endpoint").and_then(Value::as_str).unwrap_or(""),
                     );
-                    if let (Some(ops), Some(obj)) = (io.get(&key), t.as_object_mut()) {
-                        obj.insert("co2_grams".into(), json!(*ops as f64 * per_op));
+                    let ops = io.get(&key).copied();
+                    if let (Some(ops), Some(obj)) = (ops, t.as_object_mut()) {
+                        obj.insert("co2_grams".into(), json!(ops as f64 * per_op));
                     }
                 }
             }

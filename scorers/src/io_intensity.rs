@@ -1,14 +1,15 @@
 //! `io_intensity`: I/O counts, the I/O intensity score and the waste ratio.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use foldhash::HashMap;
 
-use perf_sentinel_engine::Finding;
 use perf_sentinel_engine::finding::GreenImpact;
 use perf_sentinel_engine::registry::{
-    DefaultValue, GateMeasure, GateRule, GreenSummary, Kind, ScoreInput, Scorer, Settings,
+    DefaultValue, GateMeasure, GateRule, GreenSummary, Kind, ScoreBatch, ScoreInput, Scorer, Settings,
 };
+use perf_sentinel_engine::{Finding, Trace};
 use serde_json::{Value, json};
 
 use crate::common::{ENABLED, IIS_BANDS, WASTE_BANDS, band};
@@ -59,8 +60,68 @@ fn build(s: &Settings) -> Result<Box<dyn Scorer>, String> {
 }
 
 impl Scorer for IoIntensity {
-    fn score(&self, input: &ScoreInput<'_>, findings: &mut [Finding], summary: &mut GreenSummary) {
-        let total: u64 = input.traces.iter().map(|t| t.spans.len() as u64).sum();
+    fn batch(&self) -> Box<dyn ScoreBatch + '_> {
+        Box::new(IoBatch {
+            enabled: self.enabled,
+            total: 0,
+            traces: 0,
+            per_endpoint: HashMap::default(),
+        })
+    }
+}
+
+/// Spans of one (service, endpoint): operations, distinct traces, and the
+/// last trace counted (traces are observed once each, so a trace is new to
+/// an endpoint exactly when it differs from the last one counted there).
+#[derive(Clone, Copy)]
+struct EndpointOps {
+    ops: u64,
+    traces: u64,
+    last: usize,
+}
+
+struct IoBatch {
+    enabled: bool,
+    total: u64,
+    /// Traces observed so far; the index of the current one.
+    traces: usize,
+    /// service -> endpoint -> operations.
+    per_endpoint: HashMap<Arc<str>, HashMap<Arc<str>, EndpointOps>>,
+}
+
+impl ScoreBatch for IoBatch {
+    fn observe(&mut self, trace: &Trace) {
+        let ti = self.traces;
+        self.traces += 1;
+        self.total += trace.spans.len() as u64;
+        if !self.enabled {
+            return;
+        }
+        for s in &trace.spans {
+            let service = match self.per_endpoint.get_mut(&*s.event.service) {
+                Some(m) => m,
+                None => self.per_endpoint.entry(Arc::clone(&s.event.service)).or_default(),
+            };
+            let e = match service.get_mut(&*s.event.source.endpoint) {
+                Some(e) => e,
+                None => service
+                    .entry(Arc::clone(&s.event.source.endpoint))
+                    .or_insert(EndpointOps {
+                        ops: 0,
+                        traces: 0,
+                        last: usize::MAX,
+                    }),
+            };
+            e.ops += 1;
+            if e.last != ti {
+                e.traces += 1;
+                e.last = ti;
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, input: &ScoreInput<'_>, findings: &mut [Finding], summary: &mut GreenSummary) {
+        let total = self.total;
         let f = &mut summary.fields;
         if !self.enabled {
             f.insert("total_io_ops".into(), json!(total));
@@ -72,25 +133,13 @@ impl Scorer for IoIntensity {
             summary.metrics.insert("avoidable_io_ops".into(), 0.0);
             return;
         }
-        // (service, endpoint) -> (ops, distinct traces, last trace counted).
-        // Traces are visited once each, so a trace is new to an endpoint
-        // exactly when it differs from the last one counted there.
-        let mut per_endpoint: HashMap<(&str, &str), (u64, u64, usize)> = HashMap::default();
-        for (ti, t) in input.traces.iter().enumerate() {
-            for s in &t.spans {
-                let e = per_endpoint
-                    .entry((&s.event.service, &s.event.source.endpoint))
-                    .or_insert((0, 0, usize::MAX));
-                e.0 += 1;
-                if e.2 != ti {
-                    e.1 += 1;
-                    e.2 = ti;
-                }
-            }
-        }
+        let per_endpoint = self.per_endpoint.iter().flat_map(|(service, endpoints)| {
+            endpoints
+                .iter()
+                .map(move |(endpoint, e)| ((&**service, &**endpoint), (e.ops, e.traces)))
+        });
         let iis: HashMap<(&str, &str), f64> = per_endpoint
-            .iter()
-            .map(|(k, &(ops, traces, _))| (*k, ops as f64 / traces.max(1) as f64))
+            .map(|(k, (ops, traces))| (k, ops as f64 / traces.max(1) as f64))
             .collect();
         let avoidable_type = |f: &Finding| {
             input

@@ -65,3 +65,66 @@ fn reordering_traces_in_the_input_changes_nothing() {
         );
     }
 }
+
+/// `analyze` frees a file's traces a slice at a time, once every detector
+/// and scorer has seen them; the daemon and embedders analyze a borrowed
+/// batch. Both give the same analysis, cross-trace findings, per-finding
+/// impact and the carbon summary included.
+#[test]
+fn analysis_freed_slice_by_slice_equals_analysis_of_the_whole_batch() {
+    use perf_sentinel_detectors as _;
+    use perf_sentinel_engine::config::Config;
+    use perf_sentinel_engine::{Confidence, Engine, SpanEvent};
+    use perf_sentinel_scorers as _;
+
+    let demo: Vec<SpanEvent> = serde_json::from_str(&std::fs::read_to_string(fixture("demo.json")).unwrap()).unwrap();
+    let mut events = Vec::new();
+    for copy in 0..300 {
+        for e in &demo {
+            let mut e = e.clone();
+            e.trace_id = format!("{}-{copy}", e.trace_id);
+            e.span_id = format!("{}-{copy}", e.span_id);
+            if let Some(p) = &mut e.parent_span_id {
+                *p = format!("{p}-{copy}");
+            }
+            events.push(e);
+        }
+    }
+    let config = Config::parse(
+        "[green]\nenabled = true\ndefault_region = \"eu-west-3\"\nper_operation_coefficients = false\n",
+        "test.toml",
+        Engine::schema().unwrap(),
+    )
+    .unwrap();
+    let engine = Engine::new(config).unwrap();
+    let traces = perf_sentinel_engine::trace::group_traces(events);
+    assert!(traces.len() > 2 * 1024, "{} traces: several slices", traces.len());
+
+    let whole = engine.analyze(&traces, Confidence::CiBatch);
+    let sliced = engine.analyze_owned(traces, Confidence::CiBatch);
+    let cross = |a: &perf_sentinel_engine::Analysis| {
+        a.findings
+            .iter()
+            .filter(|f| f.suggestion.starts_with("cross-trace"))
+            .count()
+    };
+    assert!(cross(&whole) > 0, "the demo has templates slow in many traces");
+    assert_eq!(cross(&whole), cross(&sliced));
+    assert!(whole.green_summary.fields.contains_key("co2"));
+    assert_eq!(
+        serde_json::to_string(&whole.findings).unwrap(),
+        serde_json::to_string(&sliced.findings).unwrap()
+    );
+    let span_ids =
+        |a: &perf_sentinel_engine::Analysis| a.findings.iter().map(|f| f.span_ids.clone()).collect::<Vec<_>>();
+    assert_eq!(span_ids(&whole), span_ids(&sliced));
+    // Grams per endpoint come from the batch's endpoint counts.
+    assert!(
+        whole.green_summary.fields["top_offenders"][0]
+            .get("co2_grams")
+            .is_some()
+    );
+    assert_eq!(whole.green_summary.fields, sliced.green_summary.fields);
+    assert_eq!(whole.green_summary.metrics, sliced.green_summary.metrics);
+    assert_eq!(whole.per_endpoint_io_ops, sliced.per_endpoint_io_ops);
+}
