@@ -396,39 +396,32 @@ impl ScoreBatch for CarbonBatch<'_> {
         if !self.carbon.enabled {
             return;
         }
-        let ctx = &*self.carbon.ctx;
-        let CarbonBatch {
-            buckets,
-            unknown,
-            services,
-            transport,
-            calibrated,
-            any_region_attr,
-            total_ops,
-            ..
-        } = self;
+        // Borrowed from the scorer, not from `self`, so the fields stay free.
+        let carbon: &Carbon = self.carbon;
+        let ctx = &*carbon.ctx;
         for span in &trace.spans {
-            *total_ops += 1;
-            *any_region_attr |= span.event.cloud_region.is_some();
+            self.total_ops += 1;
+            self.any_region_attr |= span.event.cloud_region.is_some();
             let region = ctx
                 .region_of(span)
-                .filter(|r| buckets.contains_key(r) || buckets.len() < MAX_REGIONS);
+                .filter(|r| self.buckets.contains_key(r) || self.buckets.len() < MAX_REGIONS);
             let Some(region) = region else {
-                unknown.io_ops += 1;
+                self.unknown.io_ops += 1;
                 continue;
             };
             let (intensity, source, pue) = ctx.intensity(&region, &span.event.timestamp);
             let (energy, cal) = ctx.energy(span);
-            *calibrated |= cal;
+            self.calibrated |= cal;
             let op = energy * intensity * pue;
-            let b = buckets.entry(region.clone()).or_default();
+            let b = self.buckets.entry(region.clone()).or_default();
             b.io_ops += 1;
             b.co2 += op;
             b.intensity_sum += intensity;
             b.source = b.source.max(Some(source));
             b.pue = pue;
             b.known = ctx.tables.regions.contains_key(&region);
-            let s = services
+            let s = self
+                .services
                 .entry(span.event.service.to_string())
                 .or_insert_with(|| ServiceAcc {
                     region: region.clone(),
@@ -440,7 +433,7 @@ impl ScoreBatch for CarbonBatch<'_> {
                 if let (Some(bytes), Some(host)) = (span.event.response_size_bytes, &span.event.host) {
                     if let Some(callee) = ctx.service_regions.get(&**host) {
                         if !callee.eq_ignore_ascii_case(&region) {
-                            *transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
+                            self.transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
                         }
                     }
                 }
