@@ -236,6 +236,11 @@ impl SpanBatch {
         SpanBatch { parts }
     }
 
+    /// Adds `other`'s spans after these.
+    pub fn append(&mut self, other: SpanBatch) {
+        self.parts.extend(other.parts.into_iter().filter(|p| !p.is_empty()));
+    }
+
     pub fn len(&self) -> usize {
         self.parts.iter().map(Vec::len).sum()
     }

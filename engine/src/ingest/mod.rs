@@ -18,6 +18,7 @@ mod blocks;
 mod jaeger;
 pub mod otlp;
 mod stream;
+mod wire;
 mod zipkin;
 
 use std::fmt;
@@ -161,12 +162,13 @@ const HEAD_BYTES: usize = 64 * 1024;
 
 /// Reads, parses and normalizes a trace file, or stdin when `path` is `None`.
 ///
-/// Native event arrays are streamed (see the `stream` module): memory holds
-/// the normalized spans and one block of input, whatever the file's size,
-/// and parsing runs on every core. Other formats are read whole, then
-/// decoded and normalized one block at a time ([`json_spans`],
-/// [`otlp::protobuf_spans`]): memory holds the input, the normalized spans
-/// and one decoded block. More than `max_bytes` of input is an error.
+/// Native event arrays and OTLP protobuf files are streamed (see the
+/// `stream` module and [`otlp::read_protobuf_spans`]): memory holds the
+/// normalized spans and a window of input, whatever the file's size, and
+/// parsing runs on every core. JSON exports (Jaeger, Zipkin, OTLP/JSON) are
+/// read whole, then decoded and normalized one block at a time
+/// ([`json_spans`]): memory holds the input, the normalized spans and one
+/// decoded block. More than `max_bytes` of input is an error.
 /// `progress` is called with the bytes read so far.
 pub fn read_spans(
     path: Option<&Path>,
@@ -216,6 +218,10 @@ fn read_spans_sized(
     if format == Format::Native && strip_bom(&head).first() != Some(&0x0a) {
         return stream::read_native_spans(head, reader, &origin, max_bytes, progress);
     }
+    // Protobuf is told by its first two bytes: the head's answer holds.
+    if format == Format::OtlpProtobuf {
+        return otlp::read_protobuf_spans(head, reader, &origin, max_bytes, progress);
+    }
     let mut bytes = head;
     if let Some(size) = size.filter(|&n| n <= max_bytes) {
         // One byte more, so that reading to the end needs no second buffer.
@@ -230,17 +236,12 @@ fn read_spans_sized(
     if bytes.len() as u64 > max_bytes {
         return Err(too_large(&origin, max_bytes));
     }
-    // Other formats are decoded one block at a time (a resource block, a
+    // JSON exports are decoded one block at a time (a resource block, a
     // trace, a span). What the block reader refuses goes to the
     // whole-payload parser, which words the error as before (or accepts the
-    // rare forms the block reader does not walk, such as protobuf groups in
-    // unknown fields or a JSON struct written as an array).
-    // (Protobuf is told by its first two bytes: the head's answer holds.)
-    let blocks = match format {
-        Format::OtlpProtobuf => otlp::protobuf_spans(strip_bom(&bytes), &origin),
-        _ => json_spans(format, &bytes, &origin),
-    };
-    if let Ok(read) = blocks {
+    // rare forms the block reader does not walk, such as a JSON struct
+    // written as an array).
+    if let Ok(read) = json_spans(format, &bytes, &origin) {
         return Ok(read);
     }
     let input = parse(&bytes, &origin)?;

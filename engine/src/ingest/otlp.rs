@@ -41,65 +41,77 @@ fn invalid_protobuf(origin: &str, what: impl std::fmt::Display) -> IngestError {
     )
 }
 
+/// Bytes of `resource_spans` entries decoded together (on every core)
+/// before the next are read.
+const WINDOW_BYTES: usize = 8 << 20;
+
 /// Decodes a binary `ExportTraceServiceRequest` one `resource_spans` block at
 /// a time, on every core, normalizing each block's spans before decoding
 /// the next, so that the decoded request is never held whole. Accepts what
-/// [`decode_protobuf`] accepts (unknown top-level fields are skipped) and
-/// gives the same spans as [`parse_protobuf`] followed by normalization.
+/// [`decode_protobuf`] accepts and gives the same spans as
+/// [`parse_protobuf`] followed by normalization.
 pub fn protobuf_spans(body: &[u8], origin: &str) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
-    let invalid = |what: String| invalid_protobuf(origin, what);
-    // The top-level fields first: where each block is.
-    let mut blocks = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let key = varint(&mut rest).ok_or_else(|| invalid("truncated field key".into()))?;
-        let (field, wire) = (key >> 3, key & 7);
-        if field == 0 || field > u64::from(u32::MAX >> 3) {
-            return Err(invalid(format!("invalid field number {field}")));
-        }
-        let len = match wire {
-            0 => {
-                varint(&mut rest).ok_or_else(|| invalid("truncated varint".into()))?;
-                0
-            }
-            1 => 8,
-            2 => varint(&mut rest).ok_or_else(|| invalid("truncated length".into()))?,
-            5 => 4,
-            _ => return Err(invalid(format!("unsupported wire type {wire} for field {field}"))),
-        };
-        let len = usize::try_from(len).ok().filter(|&n| n <= rest.len());
-        let Some(len) = len else {
-            return Err(invalid("a field runs past the end of the input".into()));
-        };
-        let (value, tail) = rest.split_at(len);
-        rest = tail;
-        if field == 1 && wire == 2 {
-            blocks.push(value);
-        } else if field == 1 {
-            return Err(invalid(format!("field 1 has wire type {wire}, not a message")));
-        }
-    }
-    super::blocks::normalize_blocks(&blocks, |value, names, spans, stats| {
-        let block = ResourceSpans::decode(*value).map_err(|e| invalid(e.to_string()))?;
-        let mut events = Vec::new();
-        convert_block(&block, &mut events, stats);
-        super::blocks::push_sanitized(events, names, spans);
-        Ok(())
-    })
+    read_protobuf_spans(Vec::new(), &mut &*body, origin, u64::MAX, &mut |_| {})
 }
 
-/// Reads one base-128 varint, at most ten bytes.
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for i in 0..10 {
-        let (&b, tail) = buf.split_first()?;
-        *buf = tail;
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some(value);
+/// [`protobuf_spans`] of a request read from `reader`, a window of a few
+/// megabytes at a time: memory holds the normalized spans and one window
+/// of input, whatever the input's size. `head` holds the bytes already
+/// read from it (the sniffed prefix, with any byte-order mark). Reading
+/// stops with an error past `max_bytes`; `progress` is called with the
+/// bytes read so far.
+pub fn read_protobuf_spans(
+    head: Vec<u8>,
+    reader: &mut dyn std::io::Read,
+    origin: &str,
+    max_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
+    read_protobuf_windows(head, reader, origin, max_bytes, progress, WINDOW_BYTES)
+}
+
+fn read_protobuf_windows(
+    head: Vec<u8>,
+    reader: &mut dyn std::io::Read,
+    origin: &str,
+    max_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+    window_bytes: usize,
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
+    use super::wire::{Blocks, Stop, WireError};
+    let invalid = |offset: u64, what: &dyn std::fmt::Display| {
+        let mut e = invalid_protobuf(origin, what);
+        e.position = Some(format!("byte {offset}"));
+        e
+    };
+    let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let mut blocks = Blocks::new(head, reader, max_bytes, progress);
+    blocks.skip_prefix(bom);
+    let mut spans = crate::trace::SpanBatch::default();
+    let mut stats = IngestStats::default();
+    loop {
+        let more = match blocks.walk(window_bytes) {
+            Ok(more) => more,
+            Err(Stop::TooLarge) => return Err(super::too_large(origin, max_bytes)),
+            Err(Stop::Io(e)) => return Err(IngestError::new(origin, None, format!("cannot read: {e}"))),
+            Err(Stop::Invalid(WireError { offset, what })) => return Err(invalid(offset, &what)),
+        };
+        let window = blocks.take_window();
+        let (part, part_stats) = super::blocks::normalize_blocks(&window, |&(offset, value), names, spans, stats| {
+            let block = ResourceSpans::decode(value).map_err(|e| invalid(offset, &e))?;
+            let mut events = Vec::new();
+            convert_block(&block, &mut events, stats);
+            super::blocks::push_sanitized(events, names, spans);
+            Ok(())
+        })?;
+        drop(window);
+        spans.append(part);
+        stats.add(part_stats);
+        blocks.release();
+        if !more {
+            return Ok((spans, stats));
         }
     }
-    None
 }
 
 /// Parses OTLP/JSON: one `ExportTraceServiceRequest` object, or several in a
@@ -623,22 +635,62 @@ mod tests {
                 _ => bytes.extend([0x2a, 0x02, 0xff, 0xfe]),       // field 5, 2 bytes
             }
         }
+        // An unknown group (field 6, holding a varint and a nested group)
+        // at the end.
+        bytes.extend([0x33, 0x08, 0x01, 0x3b, 0x3c, 0x34]);
         let whole = parse_protobuf(&bytes, "t").unwrap();
         let whole_spans = crate::trace::normalize_events(whole.events);
-        let (spans, stats) = protobuf_spans(&bytes, "t").unwrap();
-        assert_eq!(stats.spans_read, whole.stats.spans_read);
-        assert_eq!(
-            stats.spans_without_io_attributes,
-            whole.stats.spans_without_io_attributes
-        );
-        assert_eq!(spans.len(), whole_spans.len());
-        assert_eq!(spans.len(), native.events.len());
-        for (a, b) in spans.iter().zip(whole_spans.iter()) {
-            assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
+        // Read whole, and read a byte at a time with every block its own
+        // window.
+        struct Trickle<'a>(&'a [u8]);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(out.len()).min(1);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
         }
-        // Refused: truncated, field 0, a group, field 1 as a varint.
-        for bad in [&bytes[..bytes.len() - 1], b"\x00\x01", b"\x0b\x0c", b"\x08\x01"] {
-            assert!(protobuf_spans(bad, "t").is_err(), "{bad:?}");
+        let mut seen = 0;
+        let trickled = read_protobuf_windows(
+            bytes[..2].to_vec(),
+            &mut Trickle(&bytes[2..]),
+            "t",
+            u64::MAX,
+            &mut |n| seen = n,
+            1,
+        );
+        assert_eq!(seen, bytes.len() as u64);
+        for (spans, stats) in [protobuf_spans(&bytes, "t").unwrap(), trickled.unwrap()] {
+            assert_eq!(stats.spans_read, whole.stats.spans_read);
+            assert_eq!(
+                stats.spans_without_io_attributes,
+                whole.stats.spans_without_io_attributes
+            );
+            assert_eq!(spans.len(), whole_spans.len());
+            assert_eq!(spans.len(), native.events.len());
+            for (a, b) in spans.iter().zip(whole_spans.iter()) {
+                assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
+            }
+        }
+        let small = read_protobuf_spans(Vec::new(), &mut &bytes[..], "t", 100, &mut |_| {});
+        assert!(small.unwrap_err().to_string().contains("larger than 100 bytes"));
+        // Refused by both, with where: truncated, field 0, field 1 as a
+        // group or a varint, a group with another's end, one without an end,
+        // an eleven-byte varint.
+        for (bad, at) in [
+            (&bytes[..10], 0),
+            (b"\x00\x01".as_slice(), 0),
+            (b"\x0b\x0c", 0),
+            (b"\x08\x01", 0),
+            (b"\x33\x3c", 1),
+            (b"\x33\x08\x01", 0),
+            (b"\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 1),
+        ] {
+            assert!(decode_protobuf(bad, "t").is_err(), "{bad:?}");
+            let e = protobuf_spans(bad, "t").unwrap_err();
+            assert_eq!(e.position, Some(format!("byte {at}")), "{bad:?}: {e}");
+            assert!(e.to_string().contains("invalid OTLP protobuf"), "{e}");
         }
     }
 }
