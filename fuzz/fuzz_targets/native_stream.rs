@@ -1,5 +1,5 @@
-//! The streaming reader `analyze` uses for native files, checked against the
-//! whole-file parser: both accept or both refuse, and accepted input gives
+//! The streaming readers `analyze` uses for every format (sniffed as
+//! `analyze` sniffs), checked against the whole-file parser: both accept or both refuse, and accepted input gives
 //! the same spans in the same order.
 #![no_main]
 

@@ -1,7 +1,7 @@
 //! Any bytes, read as the OtlpProtobuf format, then analyzed and rendered;
 //! and the streaming block reader that `analyze` uses checked against the
-//! whole-message decoder: whatever the whole decoder accepts, the block
-//! reader accepts too and gives the same spans for.
+//! whole-message decoder: both accept or both refuse, and what both accept
+//! gives the same spans.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,18 +10,22 @@ use perf_sentinel_engine::trace;
 
 fuzz_target!(|data: &[u8]| {
     perf_sentinel_fuzz::ingest_and_analyze(Some(Format::OtlpProtobuf), data);
-    if let Ok(whole) = otlp::parse_protobuf(data, "fuzz-input") {
-        let (spans, stats) = otlp::protobuf_spans(data, "fuzz-input")
-            .expect("the block reader refused what the whole decoder accepts");
-        assert_eq!(stats.spans_read, whole.stats.spans_read);
-        let mut events = whole.events;
-        for e in &mut events {
-            e.sanitize();
+    let streamed = otlp::protobuf_spans(data, "fuzz-input");
+    match (otlp::parse_protobuf(data, "fuzz-input"), streamed) {
+        (Ok(whole), Ok((spans, stats))) => {
+            assert_eq!(stats.spans_read, whole.stats.spans_read);
+            let mut events = whole.events;
+            for e in &mut events {
+                e.sanitize();
+            }
+            let whole = trace::normalize_events(events);
+            assert_eq!(spans.len(), whole.len());
+            for (a, b) in spans.iter().zip(whole.iter()) {
+                assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
+            }
         }
-        let whole = trace::normalize_events(events);
-        assert_eq!(spans.len(), whole.len());
-        for (a, b) in spans.iter().zip(whole.iter()) {
-            assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
-        }
+        (Err(_), Err(_)) => {}
+        (Ok(_), Err(e)) => panic!("the block reader refused what the whole decoder accepts: {e}"),
+        (Err(e), Ok(_)) => panic!("the block reader accepted what the whole decoder refuses: {e}"),
     }
 });

@@ -29,6 +29,8 @@ const CASES: &[Case] = &[
     Case { name: "bad_utf8_unknown_field.json", bytes: b"[\n{\"x\": \"\xff\"}]", expect: &["line 2", "UTF-8"] },
     Case { name: "deep.json", bytes: b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", expect: &["nested deeper than 32"] },
     Case { name: "bad_protobuf.pb", bytes: b"\x0a\xff\xff\xff\xff\x0f\x01", expect: &["invalid OTLP protobuf"] },
+    // Found by fuzzing: an unknown field that claims 2^63 bytes.
+    Case { name: "huge_length.pb", bytes: b"\x0a\x00\x1a\xfe\xff\xfb\xff\xff\xff\xff\xff\xff\x01re\x1a", expect: &["byte 2", "invalid OTLP protobuf", "runs past the end"] },
     Case { name: "bad_otlp.json", bytes: b"{\"resourceSpans\": [{\"scopeSpans\": [{\"spans\": [{\"traceId\": \"zz\"}]}]}]}", expect: &["OTLP/JSON", "line 1"] },
     Case { name: "zipkin_tags.json", bytes: b"[{\"traceId\": \"a\", \"id\": \"b\", \"localEndpoint\": {}, \"tags\": {\"http.status_code\": 200}}]", expect: &["Zipkin", "line 1"] },
 ];

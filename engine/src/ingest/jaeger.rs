@@ -72,7 +72,7 @@ fn tag_text(v: &serde_json::Value) -> String {
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Ingested, serde_json::Error> {
-    let export: Export = serde_json::from_slice(body)?;
+    let super::Object(export): super::Object<Export> = serde_json::from_slice(body)?;
     let mut out = Ingested::default();
     for trace in export.data {
         map_trace(trace, &mut out);

@@ -162,13 +162,12 @@ const HEAD_BYTES: usize = 64 * 1024;
 
 /// Reads, parses and normalizes a trace file, or stdin when `path` is `None`.
 ///
-/// Native event arrays and OTLP protobuf files are streamed (see the
-/// `stream` module and [`otlp::read_protobuf_spans`]): memory holds the
-/// normalized spans and a window of input, whatever the file's size, and
-/// parsing runs on every core. JSON exports (Jaeger, Zipkin, OTLP/JSON) are
-/// read whole, then decoded and normalized one block at a time
-/// ([`json_spans`]): memory holds the input, the normalized spans and one
-/// decoded block. More than `max_bytes` of input is an error.
+/// Every format is streamed (see the `stream` module and
+/// [`otlp::read_protobuf_spans`]): memory holds the normalized spans and a
+/// window of input, whatever the file's size, and parsing runs on every
+/// core. Only a JSON file that opens with a newline, which may also be
+/// protobuf, is read whole first (see [`parse`]). More than `max_bytes` of
+/// input is an error.
 /// `progress` is called with the bytes read so far.
 pub fn read_spans(
     path: Option<&Path>,
@@ -215,12 +214,12 @@ fn read_spans_sized(
     // Input that opens with a newline may also be protobuf (see `parse`):
     // it takes the whole-file path, which tries both.
     let format = sniff(&head, &origin)?;
-    if format == Format::Native && strip_bom(&head).first() != Some(&0x0a) {
-        return stream::read_native_spans(head, reader, &origin, max_bytes, progress);
-    }
     // Protobuf is told by its first two bytes: the head's answer holds.
     if format == Format::OtlpProtobuf {
         return otlp::read_protobuf_spans(head, reader, &origin, max_bytes, progress);
+    }
+    if strip_bom(&head).first() != Some(&0x0a) {
+        return stream::read_json_spans(format, head, reader, &origin, max_bytes, progress);
     }
     let mut bytes = head;
     if let Some(size) = size.filter(|&n| n <= max_bytes) {
@@ -236,11 +235,8 @@ fn read_spans_sized(
     if bytes.len() as u64 > max_bytes {
         return Err(too_large(&origin, max_bytes));
     }
-    // JSON exports are decoded one block at a time (a resource block, a
-    // trace, a span). What the block reader refuses goes to the
-    // whole-payload parser, which words the error as before (or accepts the
-    // rare forms the block reader does not walk, such as a JSON struct
-    // written as an array).
+    // Read as JSON block by block; what that refuses may be protobuf, which
+    // the whole-payload parser tries next.
     if let Ok(read) = json_spans(format, &bytes, &origin) {
         return Ok(read);
     }
@@ -376,96 +372,27 @@ fn check_json_text<'a>(body: &'a [u8], origin: &str) -> Result<&'a str, IngestEr
     })
 }
 
-/// Parses and normalizes a Jaeger, Zipkin or OTLP/JSON payload one block at
-/// a time (a Jaeger trace, a Zipkin span, an OTLP `resourceSpans` entry),
-/// on every core, so that the decoded payload is never held whole: memory
-/// holds the input, the spans made so far and one block per core. The
-/// blocks are first found without being decoded. A leading byte-order
-/// mark is skipped, as [`parse_format`] skips it.
+/// Parses and normalizes a JSON payload of `format` (native, Jaeger, Zipkin
+/// or OTLP/JSON) one block at a time (an event, a Jaeger trace, a Zipkin
+/// span, an OTLP `resourceSpans` entry) on every core, as [`read_spans`]
+/// does for files, so that the decoded payload is never held whole. A
+/// leading byte-order mark is skipped, as [`parse_format`] skips it.
 ///
-/// Accepts a subset of what [`parse`] accepts and gives the same spans as
-/// [`parse`] followed by normalization. It refuses the rare forms that only
-/// the whole-payload parser takes (a struct written as a JSON array), and
-/// its errors may word things differently: callers that want [`parse`]'s
-/// messages retry with it, as [`read_spans`] does.
+/// Accepts what [`parse_format`] accepts and gives the same spans as it
+/// followed by normalization; errors may be worded differently.
 pub fn json_spans(
     format: Format,
     body: &[u8],
     origin: &str,
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
-    use serde::de::DeserializeSeed;
-    use serde_json::value::RawValue;
-
-    use blocks::{ArrayField, Elements, normalize_blocks, push_sanitized};
-
-    // Checked text: serde need not check each string again.
-    let text = check_json_text(strip_bom(body), origin)?;
-    let invalid = |e: serde_json::Error| IngestError::json(origin, format, &e);
-    let mut raw: Vec<&RawValue> = Vec::new();
-    let mut keep = |block| raw.push(block);
-    let mut de = serde_json::Deserializer::from_str(text);
-    let found = match format {
-        Format::Jaeger => ArrayField {
-            key: "data",
-            optional: false,
-            object: "Export",
-            elements: Elements::new("traces", &mut keep),
-        }
-        .deserialize(&mut de)
-        .and_then(|()| de.end()),
-        Format::Zipkin => Elements::new("spans", &mut keep)
-            .deserialize(&mut de)
-            .and_then(|()| de.end()),
-        Format::OtlpJson => {
-            // One request, or several in a row (one per line).
-            let mut found = Ok(());
-            for request in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
-                let blocks = ArrayField {
-                    key: "resourceSpans",
-                    optional: true,
-                    object: "ExportTraceServiceRequest",
-                    elements: Elements::new("ResourceSpans", &mut keep),
-                };
-                let read = request.and_then(|request| {
-                    let mut de = serde_json::Deserializer::from_str(request.get());
-                    blocks.deserialize(&mut de).and_then(|()| de.end())
-                });
-                if let Err(e) = read {
-                    found = Err(e);
-                    break;
-                }
-            }
-            found
-        }
-        Format::Native | Format::OtlpProtobuf => {
-            return Err(IngestError::new(
-                origin,
-                None,
-                format!("the {} format is not read block by block", format.name()),
-            ));
-        }
-    };
-    found.map_err(invalid)?;
-    normalize_blocks(&raw, |block, names, spans, stats| {
-        let text = block.get();
-        let mut part = Ingested::default();
-        match format {
-            Format::Jaeger => jaeger::map_trace(serde_json::from_str(text).map_err(invalid)?, &mut part),
-            Format::Zipkin => zipkin::map_span(serde_json::from_str(text).map_err(invalid)?, &mut part),
-            _ => {
-                // OTLP events borrow from their block: normalized here.
-                let block: opentelemetry_proto::tonic::trace::v1::ResourceSpans =
-                    serde_json::from_str(text).map_err(invalid)?;
-                let mut events = Vec::new();
-                otlp::convert_block(&block, &mut events, stats);
-                push_sanitized(events, names, spans);
-                return Ok(());
-            }
-        }
-        stats.add(part.stats);
-        push_sanitized(part.events, names, spans);
-        Ok(())
-    })
+    if format == Format::OtlpProtobuf {
+        return Err(IngestError::new(
+            origin,
+            None,
+            "OTLP protobuf is not JSON; read it with otlp::protobuf_spans",
+        ));
+    }
+    stream::read_json_spans(format, Vec::new(), &mut &*body, origin, u64::MAX, &mut |_| {})
 }
 
 /// Parses one payload of any supported format into sanitized events.
@@ -520,6 +447,28 @@ fn parse_as(format: Format, body: &[u8], origin: &str) -> Result<Ingested, Inges
             }
         }
     })
+}
+
+/// A struct written as a JSON object. serde alone would also take a
+/// struct written as an array of its fields, which neither a Jaeger export
+/// nor an OTLP/JSON request is (and which the streaming reader does not
+/// take either).
+pub(crate) struct Object<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 /// Tag lookups shared by the Jaeger and Zipkin mappers, which read the same keys.
@@ -676,16 +625,43 @@ mod tests {
             (Format::OtlpJson, br#"{"resourceSpans": [{"scopeSpans": 3}]}"#),
             (Format::OtlpJson, br#"{"resourceSpans": []} x"#),
             (Format::OtlpJson, b"{\"resourceSpans\": [], \"x\": \"\xff\"}"),
+            (Format::Jaeger, br#"{}"#),
+            (Format::Jaeger, br#"{"data": [], "total": tru}"#),
+            (Format::Jaeger, br#"{"data": [], "total": 1,}"#),
+            (Format::Jaeger, br#"{data: []}"#),
+            (Format::Jaeger, br#"{"data" []}"#),
+            (Format::Jaeger, br#"{"d\u0061ta": [], "data": []}"#),
+            (Format::Jaeger, br#"{"data": []} {"data": []}"#),
+            (Format::Jaeger, br#"{"data": [1]}"#),
+            // Not OTLP/JSON: a request written as an array of its fields,
+            // which serde alone would take.
+            (Format::OtlpJson, br#"{"resourceSpans": []}[[]]"#),
+            // Found by fuzzing: the same for a Jaeger export.
+            (Format::Jaeger, br#"[[]]"#),
         ] {
             let text = String::from_utf8_lossy(input);
             assert!(parse_format(format, input, "t").is_err(), "{text}");
             let e = json_spans(format, input, "t").map(|_| ()).unwrap_err().to_string();
             assert!(e.starts_with("t: "), "{text}: {e}");
         }
-        // The one form only the whole parser takes: a struct as an array.
-        let odd = br#"{"resourceSpans": []}[[]]"#;
-        assert!(parse_format(Format::OtlpJson, odd, "t").is_ok());
-        assert!(json_spans(Format::OtlpJson, odd, "t").is_err());
+        // Taken by both: an escaped key, other keys of every kind around the
+        // blocks, requests with no resourceSpans.
+        for (format, input) in [
+            (
+                Format::Jaeger,
+                &br#"{"total": {"a": [1, "]"]}, "d\u0061ta": [], "errors": null}"#[..],
+            ),
+            (Format::OtlpJson, br#"{}{"resourceSpans": []} {"x": "}"}"#),
+            // Found by fuzzing: a byte-order mark.
+            (Format::Zipkin, b"\xEF\xBB\xBF[]"),
+            (Format::OtlpJson, b"\xEF\xBB\xBF{}"),
+            (Format::OtlpJson, b""),
+            (Format::OtlpJson, b" \n"),
+        ] {
+            let text = String::from_utf8_lossy(input);
+            assert!(parse_format(format, input, "t").is_ok(), "{text}");
+            assert!(json_spans(format, input, "t").is_ok(), "{text}");
+        }
     }
 
     #[test]

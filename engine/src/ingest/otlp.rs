@@ -98,9 +98,13 @@ fn read_protobuf_windows(
         };
         let window = blocks.take_window();
         let (part, part_stats) = super::blocks::normalize_blocks(&window, |&(offset, value), names, spans, stats| {
-            let block = ResourceSpans::decode(value).map_err(|e| invalid(offset, &e))?;
+            // Decoded as a request of one entry, as the whole decoder would
+            // decode it (with the same nesting budget).
+            let request = ExportTraceServiceRequest::decode(value).map_err(|e| invalid(offset, &e))?;
             let mut events = Vec::new();
-            convert_block(&block, &mut events, stats);
+            for block in &request.resource_spans {
+                convert_block(block, &mut events, stats);
+            }
             super::blocks::push_sanitized(events, names, spans);
             Ok(())
         })?;
@@ -118,8 +122,8 @@ fn read_protobuf_windows(
 /// row (one per line, as the Collector's file exporter writes them).
 pub fn parse_json(body: &[u8]) -> Result<Ingested, serde_json::Error> {
     let mut out = Ingested::default();
-    for req in serde_json::Deserializer::from_slice(body).into_iter::<ExportTraceServiceRequest>() {
-        let part = convert(&req?);
+    for req in serde_json::Deserializer::from_slice(body).into_iter::<super::Object<ExportTraceServiceRequest>>() {
+        let part = convert(&req?.0);
         out.stats.add(part.stats);
         out.events.extend(part.events);
     }
@@ -673,6 +677,15 @@ mod tests {
                 assert_eq!((&a.event, &a.template, a.params), (&b.event, &b.template, b.params));
             }
         }
+        // Groups nested at prost's limit and one past it.
+        for n in [99, 100] {
+            let mut nested = vec![0x13; n];
+            nested.extend([0x08, 0x01]);
+            nested.extend(vec![0x14; n]);
+            let whole = decode_protobuf(&nested, "t").is_ok();
+            assert_eq!(whole, n == 99);
+            assert_eq!(protobuf_spans(&nested, "t").is_ok(), whole, "{n} groups");
+        }
         let small = read_protobuf_spans(Vec::new(), &mut &bytes[..], "t", 100, &mut |_| {});
         assert!(small.unwrap_err().to_string().contains("larger than 100 bytes"));
         // Refused by both, with where: truncated, field 0, field 1 as a
@@ -686,6 +699,8 @@ mod tests {
             (b"\x33\x3c", 1),
             (b"\x33\x08\x01", 0),
             (b"\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 1),
+            // Found by fuzzing: a length near 2^63 in an unknown field.
+            (b"\x1a\xfe\xff\xfb\xff\xff\xff\xff\xff\xff\x01re\x1a", 0),
         ] {
             assert!(decode_protobuf(bad, "t").is_err(), "{bad:?}");
             let e = protobuf_spans(bad, "t").unwrap_err();

@@ -1,12 +1,18 @@
-//! Streaming ingestion of native event arrays: bounded memory, both cores.
+//! Streaming ingestion of JSON trace files: bounded memory, both cores.
 //!
-//! A native trace file is one JSON array of flat event objects, so it can be
-//! cut into runs of whole elements without parsing them: this thread reads
-//! the input in blocks and finds element boundaries with a small scanner
-//! (strings, escapes and nesting only), and worker threads parse and
-//! normalize each run into [`Span`]s. Only the spans are kept: the raw
-//! input is held a few blocks at a time, whatever the file's size. Runs are
-//! joined in input order, so the result is the same as a whole-file parse.
+//! Every JSON format keeps its spans in an array of self-contained blocks:
+//! a native file is an array of events, a Zipkin file an array of spans, a
+//! Jaeger export an object whose `data` array holds traces, an OTLP/JSON
+//! file one or more objects whose `resourceSpans` arrays hold resource
+//! blocks. So a file can be cut into runs of whole blocks without parsing
+//! them: this thread reads the input a block of bytes at a time and finds
+//! block boundaries with a small scanner (strings, escapes, nesting, and
+//! the keys of the outer objects), and worker threads parse and normalize
+//! each run into [`Span`]s. Only the spans are kept: the raw input is held
+//! a few blocks at a time, whatever the file's size. Runs are joined in
+//! input order, so the result is the same as a whole-file parse; the
+//! values of other keys of the outer objects are checked as JSON and
+//! skipped.
 //!
 //! Errors name the origin, the line and column, and what was expected, like
 //! the whole-file parser's. Lines are counted only when an error needs one.
@@ -15,7 +21,10 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::sync::mpsc;
 
-use super::{Format, IngestError, IngestStats, MAX_JSON_DEPTH, expected};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::{Format, IngestError, IngestStats, Ingested, MAX_JSON_DEPTH, expected};
 use crate::event::{InputText, SpanEvent};
 use crate::trace::{Interner, Span, SpanBatch};
 
@@ -46,6 +55,39 @@ impl Pos {
             },
         }
     }
+
+    fn text(self) -> String {
+        format!("line {}, column {}", self.line, self.column)
+    }
+}
+
+/// Where a format keeps its blocks.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// `None`: the top-level value is the array of blocks. `Some(key)`: the
+    /// top level is an object whose array under `key` holds them.
+    key: Option<&'static str>,
+    /// The object must have `key`.
+    required: bool,
+    /// Several objects may follow one another (one per line).
+    many: bool,
+}
+
+fn shape(format: Format) -> Shape {
+    let (key, required, many) = match format {
+        Format::Jaeger => (Some("data"), true, false),
+        Format::OtlpJson => (Some("resourceSpans"), false, true),
+        _ => (None, false, false),
+    };
+    Shape { key, required, many }
+}
+
+/// A stretch of a run: a block, or the value of another key of an outer
+/// object, which is only checked.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Block,
+    Skipped,
 }
 
 /// A run of whole elements: their bytes and where each starts and ends.
@@ -53,7 +95,7 @@ struct Run {
     index: usize,
     bytes: Vec<u8>,
     start: Pos,
-    elements: Vec<(usize, usize)>,
+    elements: Vec<(usize, usize, Part)>,
     /// Room for the run's spans, allocated by the reading thread: the spans
     /// are later moved into traces and freed on that thread, where the
     /// allocator can reuse the memory at once (memory freed from another
@@ -61,20 +103,31 @@ struct Run {
     spans: Vec<Span>,
 }
 
-type Parsed = Result<Vec<Span>, IngestError>;
+type Parsed = Result<(Vec<Span>, IngestStats), IngestError>;
 
-/// Parsed and normalized spans of a native event array read from `reader`.
+/// Parsed and normalized spans of a JSON trace file of `format` (native,
+/// Jaeger, Zipkin or OTLP/JSON) read from `reader`.
 ///
 /// `head` holds bytes already read from the input (the sniffed prefix).
 /// Reading stops with an error past `max_bytes`. `progress` is called with
 /// the number of bytes read so far after every block.
-pub fn read_native_spans(
-    head: Vec<u8>,
+pub fn read_json_spans(
+    format: Format,
+    mut head: Vec<u8>,
     reader: &mut dyn Read,
     origin: &str,
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(SpanBatch, IngestStats), IngestError> {
+    // Enough bytes to tell a byte-order mark.
+    if head.len() < 3 {
+        let more = 3 - head.len() as u64;
+        reader
+            .take(more)
+            .read_to_end(&mut head)
+            .map_err(|e| IngestError::new(origin, None, format!("cannot read: {e}")))?;
+        progress(head.len() as u64);
+    }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
     let (work_tx, work_rx) = mpsc::sync_channel::<Run>(workers * 2);
     let work_rx = Mutex::new(work_rx);
@@ -92,7 +145,7 @@ pub fn read_native_spans(
                 loop {
                     let next = work_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok(mut run)) = next else { break };
-                    let parsed = parse_run(&mut run, origin, &mut templates);
+                    let parsed = parse_run(&mut run, format, origin, &mut templates);
                     let _ = recycle_tx.send(std::mem::take(&mut run.bytes));
                     let failed = parsed.is_err();
                     if done_tx.send((run.index, parsed)).is_err() || failed {
@@ -102,7 +155,13 @@ pub fn read_native_spans(
             });
         }
         drop((done_tx, recycle_tx));
-        let scanned = split(head, reader, origin, max_bytes, progress, &work_tx, &recycle_rx);
+        let input = Input {
+            reader,
+            origin,
+            max_bytes,
+            progress,
+        };
+        let scanned = split(format, head, input, &work_tx, &recycle_rx);
         drop(work_tx);
         let mut runs: Vec<Option<Parsed>> = Vec::new();
         for (index, result) in done_rx {
@@ -114,102 +173,182 @@ pub fn read_native_spans(
         // The first error in input order wins; a scanner error comes after
         // every run it sent.
         let mut parts = Vec::with_capacity(runs.len());
+        let mut stats = IngestStats::default();
         for r in runs {
             match r {
-                Some(Ok(part)) => parts.push(part),
+                Some(Ok((part, part_stats))) => {
+                    parts.push(part);
+                    stats.add(part_stats);
+                }
                 Some(Err(e)) => return Err(e),
                 // A worker stopped after an error in an earlier run.
                 None => break,
             }
         }
         scanned?;
-        let total: usize = parts.iter().map(Vec::len).sum();
-        let spans = SpanBatch::from_parts(parts);
-        let stats = IngestStats {
-            spans_read: total as u64,
-            spans_without_io_attributes: 0,
-        };
-        Ok((spans, stats))
+        Ok((SpanBatch::from_parts(parts), stats))
     })
 }
 
-fn parse_run(run: &mut Run, origin: &str, templates: &mut Interner) -> Parsed {
+/// A serde error in text that starts at `start`, placed in the file.
+fn error_at(origin: &str, format: Format, start: Pos, e: &serde_json::Error) -> IngestError {
+    let line = start.line + e.line() as u64 - 1;
+    let column = if e.line() == 1 {
+        start.column + e.column() as u64 - 1
+    } else {
+        e.column() as u64
+    };
+    let mut err = IngestError::json(origin, format, e);
+    err.position = Some(Pos { line, column }.text());
+    err
+}
+
+/// Parses one element of a run, from checked text when there is some.
+fn element<'a, T: Deserialize<'a>>(text: Option<&'a str>, slice: &'a [u8]) -> Result<T, serde_json::Error> {
+    match text {
+        Some(text) => serde_json::from_str(text),
+        None => serde_json::from_slice(slice),
+    }
+}
+
+fn parse_run(run: &mut Run, format: Format, origin: &str, templates: &mut Interner) -> Parsed {
     let mut out = std::mem::take(&mut run.spans);
+    let mut stats = IngestStats::default();
     // The whole file must be UTF-8, strings of unknown fields too (serde
     // skips those unchecked): one check per run, per element only to say
     // where. Elements of a checked run are parsed as text, which spares
     // serde a second check of every string.
     let text = std::str::from_utf8(&run.bytes).ok();
-    for &(start, end) in &run.elements {
+    for &(start, end, part) in &run.elements {
         let slice = &run.bytes[start..end];
         let at = || run.start.advance(&run.bytes[..start]);
-        let element = text.and_then(|t| t.get(start..end));
-        if element.is_none()
+        let checked = text.and_then(|t| t.get(start..end));
+        if checked.is_none()
             && let Err(bad) = std::str::from_utf8(slice)
         {
             let pos = at().advance(&slice[..bad.valid_up_to()]);
             return Err(IngestError::new(
                 origin,
-                Some(format!("line {}, column {}", pos.line, pos.column)),
+                Some(pos.text()),
                 "invalid UTF-8; JSON trace files must be UTF-8 text",
             ));
         }
+        let fail = |e: serde_json::Error| error_at(origin, format, at(), &e);
+        if part == Part::Skipped {
+            element::<IgnoredAny>(checked, slice).map_err(fail)?;
+            continue;
+        }
         // Strings without escapes are borrowed from the run.
-        let parsed: Result<SpanEvent<InputText>, _> = match element {
-            Some(element) => serde_json::from_str(element),
-            None => serde_json::from_slice(slice),
-        };
-        let mut event = parsed.map_err(|e| {
-            let pos = at();
-            let line = pos.line + e.line() as u64 - 1;
-            let column = if e.line() == 1 {
-                pos.column + e.column() as u64 - 1
-            } else {
-                e.column() as u64
-            };
-            let mut err = IngestError::json(origin, Format::Native, &e);
-            err.position = Some(format!("line {line}, column {column}"));
-            err
-        })?;
-        event.sanitize();
-        out.push(Span::new(event, templates));
+        let mut mapped = Ingested::default();
+        match format {
+            Format::Zipkin => super::zipkin::map_span(element(checked, slice).map_err(fail)?, &mut mapped),
+            Format::Jaeger => super::jaeger::map_trace(element(checked, slice).map_err(fail)?, &mut mapped),
+            Format::OtlpJson => {
+                // OTLP events borrow from their block: normalized here.
+                let block: opentelemetry_proto::tonic::trace::v1::ResourceSpans =
+                    element(checked, slice).map_err(fail)?;
+                let mut events = Vec::new();
+                super::otlp::convert_block(&block, &mut events, &mut stats);
+                super::blocks::push_sanitized(events, templates, &mut out);
+                continue;
+            }
+            _ => {
+                let mut event: SpanEvent<InputText> = element(checked, slice).map_err(fail)?;
+                event.sanitize();
+                out.push(Span::new(event, templates));
+                stats.spans_read += 1;
+                continue;
+            }
+        }
+        stats.add(mapped.stats);
+        super::blocks::push_sanitized(mapped.events, templates, &mut out);
     }
-    Ok(out)
+    Ok((out, stats))
 }
 
-/// The scanner's place in the array.
+/// The scanner's place in the input.
 #[derive(Clone, Copy, PartialEq)]
 enum State {
-    /// Before the opening `[`.
-    Start,
-    /// After `[` or `,`: an element (or, after `[`, the closing `]`).
+    /// Before the top-level value; `again` after a complete object of a
+    /// format that allows several.
+    Start { again: bool },
+    /// In an outer object: a key or, when `first`, the closing `}`.
+    Key { first: bool },
+    /// After a key: `:`, then the value, which is the array of blocks
+    /// when `blocks`.
+    Colon { blocks: bool },
+    /// After `:`: the value, which is the array of blocks when `blocks`.
+    Value { blocks: bool },
+    /// After a member's value: `,` or `}`.
+    Member,
+    /// In the array of blocks, after `[` or `,`: a block (or, after `[`,
+    /// the closing `]`).
     Element { first: bool },
-    /// Inside an element, outside its strings.
+    /// Inside a block, a skipped value or a key, outside its strings.
     InElement,
-    /// Inside a string of an element.
+    /// Inside a string of the same.
     InString,
-    /// After an element: `,` or `]`.
+    /// After a block: `,` or `]`.
     Separator,
-    /// After the closing `]`: only whitespace.
+    /// After the top-level value: only whitespace.
     End,
+}
+
+/// What the scanner is inside of in [`State::InElement`] and
+/// [`State::InString`].
+#[derive(Clone, Copy, PartialEq)]
+enum Ctx {
+    Block,
+    Skipped,
+    Key,
+}
+
+impl Ctx {
+    /// Whether `b`, outside any nesting, ends a scalar here.
+    fn ends_scalar(self, b: u8) -> bool {
+        match self {
+            Ctx::Block => b == b',' || b == b']',
+            Ctx::Skipped => b == b',' || b == b'}',
+            Ctx::Key => b == b':',
+        }
+    }
+}
+
+/// Where the scanner reads from.
+struct Input<'a> {
+    reader: &'a mut dyn Read,
+    origin: &'a str,
+    max_bytes: u64,
+    progress: &'a mut dyn FnMut(u64),
 }
 
 /// Reads the input and sends runs of whole elements to the workers.
 fn split(
+    format: Format,
     mut buf: Vec<u8>,
-    reader: &mut dyn Read,
-    origin: &str,
-    max_bytes: u64,
-    progress: &mut dyn FnMut(u64),
+    input: Input<'_>,
     work: &mpsc::SyncSender<Run>,
     recycled: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), IngestError> {
+    let Input {
+        reader,
+        origin,
+        max_bytes,
+        progress,
+    } = input;
+    let shape = shape(format);
     // The position of buf[0], where the next run starts.
     let mut base = Pos { line: 1, column: 1 };
     let mut pos = 0usize;
-    let mut state = State::Start;
+    let mut state = State::Start { again: false };
+    let mut ctx = Ctx::Block;
     let mut depth = 0usize;
-    let mut elements: Vec<(usize, usize)> = Vec::new();
+    // Levels around the element being scanned: the top-level array, or the
+    // outer object and, for blocks, its array.
+    let mut outer = 1usize;
+    // Whether the current outer object has had its key.
+    let mut seen_key = false;
+    let mut elements: Vec<(usize, usize, Part)> = Vec::new();
     let mut elem_start = 0usize;
     let mut index = 0usize;
     let mut eof = false;
@@ -217,119 +356,188 @@ fn split(
     if buf.starts_with(b"\xEF\xBB\xBF") {
         pos = 3;
     }
+    let what = if shape.key.is_some() { "JSON object" } else { "array" };
     loop {
-        let here = |buf: &[u8], pos: usize| {
-            let p = base.advance(&buf[..pos]);
-            format!("line {}, column {}", p.line, p.column)
-        };
+        let here = |buf: &[u8], pos: usize| base.advance(&buf[..pos]);
         while pos < buf.len() {
-            match state {
-                State::InString | State::InElement => {
-                    // Inside an element, in one tight loop: strings are
-                    // skipped, brackets counted, until the element ends or
-                    // the block does.
-                    let len = buf.len();
-                    let mut i = pos;
-                    let mut in_string = state == State::InString;
-                    let mut ended = false;
-                    while i < len {
-                        if in_string {
-                            // The next quote ends the string unless an odd
-                            // number of backslashes escapes it (the string's
-                            // bytes are still in the buffer, so the count
-                            // can look back across blocks).
-                            match memchr::memchr(b'"', &buf[i..]) {
-                                None => {
-                                    i = len;
-                                    break;
-                                }
-                                Some(k) => {
-                                    let quote = i + k;
-                                    let escapes = buf[..quote].iter().rev().take_while(|&&b| b == b'\\').count();
-                                    i = quote + 1;
-                                    in_string = escapes % 2 == 1;
-                                }
+            if matches!(state, State::InString | State::InElement) {
+                // Inside an element, in one tight loop: strings are
+                // skipped, brackets counted, until the element ends or
+                // the block does.
+                let len = buf.len();
+                let mut i = pos;
+                let mut in_string = state == State::InString;
+                let mut ended = false;
+                while i < len {
+                    if in_string {
+                        // The next quote ends the string unless an odd
+                        // number of backslashes escapes it (the string's
+                        // bytes are still in the buffer, so the count can
+                        // look back across blocks).
+                        match memchr::memchr(b'"', &buf[i..]) {
+                            None => {
+                                i = len;
+                                break;
                             }
-                            continue;
+                            Some(k) => {
+                                let quote = i + k;
+                                let escapes = buf[..quote].iter().rev().take_while(|&&b| b == b'\\').count();
+                                i = quote + 1;
+                                in_string = escapes % 2 == 1;
+                            }
                         }
-                        match buf[i] {
-                            b'"' => in_string = true,
-                            b'{' | b'[' => {
-                                depth += 1;
-                                // The top-level array is one level.
-                                if depth + 1 > MAX_JSON_DEPTH {
-                                    return Err(IngestError::new(
-                                        origin,
-                                        Some(here(&buf, i)),
-                                        format!(
-                                            "JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"
-                                        ),
-                                    ));
-                                }
+                        continue;
+                    }
+                    match buf[i] {
+                        b'"' => in_string = true,
+                        b'{' | b'[' => {
+                            depth += 1;
+                            if depth + outer > MAX_JSON_DEPTH {
+                                return Err(IngestError::new(
+                                    origin,
+                                    Some(here(&buf, i).text()),
+                                    format!(
+                                        "JSON nested deeper than {MAX_JSON_DEPTH} levels; trace files are never that deep"
+                                    ),
+                                ));
                             }
-                            b'}' | b']' if depth > 0 => {
-                                depth -= 1;
-                                if depth == 0 {
-                                    i += 1;
-                                    elements.push((elem_start, i));
-                                    ended = true;
-                                    break;
-                                }
-                            }
-                            b',' | b']' if depth == 0 => {
-                                // A scalar element ends here; the separator is read next.
-                                elements.push((elem_start, i));
+                        }
+                        b'}' | b']' if depth > 0 => {
+                            depth -= 1;
+                            if depth == 0 {
+                                i += 1;
                                 ended = true;
                                 break;
                             }
-                            _ => {}
                         }
-                        i += 1;
+                        // A scalar ends here; the separator is read next.
+                        b if depth == 0 && ctx.ends_scalar(b) => {
+                            ended = true;
+                            break;
+                        }
+                        _ => {}
                     }
-                    pos = i;
-                    state = if ended {
-                        State::Separator
-                    } else if in_string {
-                        State::InString
-                    } else {
-                        State::InElement
-                    };
+                    i += 1;
+                }
+                pos = i;
+                if !ended {
+                    state = if in_string { State::InString } else { State::InElement };
                     continue;
                 }
-                _ => {}
+                state = match ctx {
+                    Ctx::Block => {
+                        elements.push((elem_start, i, Part::Block));
+                        State::Separator
+                    }
+                    Ctx::Skipped => {
+                        elements.push((elem_start, i, Part::Skipped));
+                        State::Member
+                    }
+                    Ctx::Key => {
+                        let key: String = serde_json::from_slice(&buf[elem_start..i])
+                            .map_err(|e| error_at(origin, format, here(&buf, elem_start), &e))?;
+                        let blocks = shape.key == Some(key.as_str());
+                        if blocks && std::mem::replace(&mut seen_key, true) {
+                            return Err(IngestError::new(
+                                origin,
+                                Some(here(&buf, elem_start).text()),
+                                format!("invalid {} input: duplicate field `{key}`", format.name()),
+                            ));
+                        }
+                        State::Colon { blocks }
+                    }
+                };
+                continue;
             }
             let b = buf[pos];
             // JSON whitespace only: `is_ascii_whitespace` also takes form feed.
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                let fail = |msg: String| Err(IngestError::new(origin, Some(here(&buf, pos)), msg));
+                let fail = |msg: String| IngestError::new(origin, Some(here(&buf, pos).text()), msg);
+                // A block, a skipped value or a key starts on this byte.
+                let enter = |c: Ctx, levels: usize| {
+                    let (state, depth) = match b {
+                        b'{' | b'[' => (State::InElement, 1),
+                        b'"' => (State::InString, 0),
+                        _ => (State::InElement, 0),
+                    };
+                    (c, levels, state, depth, pos)
+                };
+                // The outer object closes on this byte.
+                let close = || {
+                    if shape.required && !seen_key {
+                        return Err(fail(format!(
+                            "invalid {} input: missing field `{}`; {}",
+                            format.name(),
+                            shape.key.unwrap_or_default(),
+                            expected(format)
+                        )));
+                    }
+                    Ok(if shape.many {
+                        State::Start { again: true }
+                    } else {
+                        State::End
+                    })
+                };
                 match state {
-                    State::Start => {
+                    State::Start { again } => match (b, shape.key) {
+                        (b'[', None) if !again => state = State::Element { first: true },
+                        (b'{', Some(_)) if !again || shape.many => {
+                            seen_key = false;
+                            state = State::Key { first: true };
+                        }
+                        (_, None) => return Err(fail(format!("expected `[`; {}", expected(format)))),
+                        (_, Some(_)) if again => {
+                            return Err(fail(format!(
+                                "expected `{{` or the end of the input; {}",
+                                expected(format)
+                            )));
+                        }
+                        _ => return Err(fail(format!("expected `{{`; {}", expected(format)))),
+                    },
+                    State::Key { first } => match b {
+                        b'"' => (ctx, outer, state, depth, elem_start) = enter(Ctx::Key, 1),
+                        b'}' if first => state = close()?,
+                        _ => return Err(fail("expected a key (a string) in the object".into())),
+                    },
+                    State::Colon { blocks } => {
+                        if b != b':' {
+                            return Err(fail("expected `:` after a key".into()));
+                        }
+                        state = State::Value { blocks };
+                    }
+                    State::Value { blocks: true } => {
                         if b != b'[' {
-                            return fail(format!("expected `[`; {}", expected(Format::Native)));
+                            return Err(fail(format!(
+                                "expected `[` after \"{}\"; {}",
+                                shape.key.unwrap_or_default(),
+                                expected(format)
+                            )));
                         }
                         state = State::Element { first: true };
                     }
+                    State::Value { blocks: false } => (ctx, outer, state, depth, elem_start) = enter(Ctx::Skipped, 1),
+                    State::Member => match b {
+                        b',' => state = State::Key { first: false },
+                        b'}' => state = close()?,
+                        _ => return Err(fail("expected `,` or `}` after a value".into())),
+                    },
                     State::Element { first } => {
                         if b == b']' {
                             if !first {
-                                return fail("trailing comma before `]`".into());
+                                return Err(fail("trailing comma before `]`".into()));
                             }
-                            state = State::End;
+                            state = after_array(shape);
                         } else {
-                            elem_start = pos;
-                            (state, depth) = match b {
-                                b'{' | b'[' => (State::InElement, 1),
-                                b'"' => (State::InString, 0),
-                                _ => (State::InElement, 0),
-                            };
+                            let levels = if shape.key.is_some() { 2 } else { 1 };
+                            (ctx, outer, state, depth, elem_start) = enter(Ctx::Block, levels);
                         }
                     }
                     State::Separator => match b {
                         b',' => state = State::Element { first: false },
-                        b']' => state = State::End,
-                        _ => return fail("expected `,` or `]` after an event".into()),
+                        b']' => state = after_array(shape),
+                        _ => return Err(fail("expected `,` or `]` after an element".into())),
                     },
-                    _ => return fail("trailing characters after the event array".into()),
+                    _ => return Err(fail(format!("trailing characters after the {what}"))),
                 }
             }
             pos += 1;
@@ -386,22 +594,30 @@ fn split(
     }
     let end = base.advance(&buf[..pos.min(buf.len())]);
     match state {
-        State::End => Ok(()),
-        State::Start => Err(IngestError::new(
+        State::End | State::Start { again: true } => Ok(()),
+        // Zero OTLP requests, as the whole-payload parser reads them (a
+        // file that holds nothing is refused by sniffing first).
+        State::Start { again: false } if shape.many => Ok(()),
+        State::Start { again: false } => Err(IngestError::new(
             origin,
             None,
             "empty input; expected a JSON trace file (native, Jaeger, Zipkin or OTLP/JSON) or an OTLP protobuf file",
         )),
         _ => Err(IngestError::new(
             origin,
-            Some(format!("line {}, column {}", end.line, end.column)),
+            Some(end.text()),
             format!(
                 "invalid {} input: the file ends early (truncated JSON?); expected {}",
-                Format::Native.name(),
-                expected(Format::Native)
+                format.name(),
+                expected(format)
             ),
         )),
     }
+}
+
+/// The state after the array of blocks closes.
+fn after_array(shape: Shape) -> State {
+    if shape.key.is_some() { State::Member } else { State::End }
 }
 
 #[cfg(test)]
@@ -427,7 +643,14 @@ mod tests {
 
     fn read(bytes: &[u8]) -> Result<(SpanBatch, IngestStats), IngestError> {
         let mut calls = 0;
-        let r = read_native_spans(Vec::new(), &mut &bytes[..], "t.json", u64::MAX, &mut |_| calls += 1);
+        let r = read_json_spans(
+            Format::Native,
+            Vec::new(),
+            &mut &bytes[..],
+            "t.json",
+            u64::MAX,
+            &mut |_| calls += 1,
+        );
         assert!(calls > 0);
         r
     }
@@ -443,6 +666,53 @@ mod tests {
         let whole = crate::trace::normalize_events(whole.events);
         for (s, w) in spans.iter().zip(whole.iter()) {
             assert_eq!((&s.event, &s.template, s.params), (&w.event, &w.template, w.params));
+        }
+    }
+
+    #[test]
+    fn exports_across_many_runs_give_the_whole_file_parse() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/");
+        let fixture = |name: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(format!("{root}{name}")).unwrap()).unwrap()
+        };
+        let copies = |value: &serde_json::Value, n: usize| -> Vec<serde_json::Value> {
+            let one = value.as_array().unwrap();
+            (0..n).flat_map(|_| one.iter().cloned()).collect()
+        };
+        // Jaeger: the fixture's traces many times over, between other keys.
+        let jaeger = fixture("jaeger_export.json");
+        let traces = copies(&jaeger["data"], 600);
+        let jaeger = serde_json::json!({"total": {"n": [1, "]}"]}, "data": traces, "errors": null});
+        // Zipkin: the fixture's spans many times over.
+        let zipkin = serde_json::Value::Array(copies(&fixture("zipkin_export.json"), 2_000));
+        // OTLP/JSON: the demo as one request per line, and as pretty-printed
+        // requests.
+        let demo: Vec<SpanEvent> = serde_json::from_str(include_str!("../../../examples/demo-traces.json")).unwrap();
+        let request = serde_json::to_vec(&crate::ingest::otlp::request_from_events(&demo)).unwrap();
+        let pretty = serde_json::to_vec_pretty(&crate::ingest::otlp::request_from_events(&demo)).unwrap();
+        let (mut lines, mut pretty_lines) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            lines.extend_from_slice(&request);
+            lines.push(b'\n');
+            pretty_lines.extend_from_slice(&pretty);
+        }
+        for (format, bytes) in [
+            (Format::Jaeger, serde_json::to_vec_pretty(&jaeger).unwrap()),
+            (Format::Zipkin, serde_json::to_vec(&zipkin).unwrap()),
+            (Format::OtlpJson, lines),
+            (Format::OtlpJson, pretty_lines),
+        ] {
+            assert!(bytes.len() > 2 * RUN_BYTES, "{} bytes", bytes.len());
+            let (spans, stats) =
+                read_json_spans(format, Vec::new(), &mut &bytes[..], "t", u64::MAX, &mut |_| {}).unwrap();
+            let whole = crate::ingest::parse_format(format, &bytes, "t").unwrap();
+            assert_eq!(stats, whole.stats);
+            assert!(!spans.is_empty());
+            assert_eq!(spans.len(), whole.events.len());
+            let whole = crate::trace::normalize_events(whole.events);
+            for (s, w) in spans.iter().zip(whole.iter()) {
+                assert_eq!((&s.event, &s.template, s.params), (&w.event, &w.template, w.params));
+            }
         }
     }
 

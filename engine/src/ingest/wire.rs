@@ -2,18 +2,21 @@
 //!
 //! A request is a run of fields; every `resource_spans` entry (field 1) is a
 //! self-contained, length-prefixed message. [`Blocks`] reads the input a
-//! window at a time and hands out those entries with their file offsets, so
-//! that a file is decoded a few megabytes at a time instead of being held
-//! whole. It accepts what prost's decoder accepts at this level: unknown
-//! fields of every wire type, groups included, are skipped.
+//! window at a time and hands out those entries, each with its key and
+//! length and its file offset, so that a file is decoded a few megabytes at
+//! a time instead of being held whole. It accepts what prost's decoder
+//! accepts at this level: unknown fields of every wire type, groups
+//! included, are skipped, with prost's nesting limit.
 
 use std::io::Read;
 
 /// Bytes read from the input at a time.
 const READ_BYTES: usize = 1 << 20;
-/// Groups nested in an unknown top-level field that are walked; prost stops
-/// at 100, so whatever prost accepts is accepted here too.
-const MAX_GROUP_DEPTH: usize = 128;
+/// Most bytes read at a time for one long entry.
+const MAX_STEP: usize = 16 << 20;
+/// Fields nested in groups of an unknown top-level field: at this depth
+/// prost refuses a field, and so does this walk.
+const MAX_GROUP_DEPTH: usize = 100;
 
 /// A problem at a byte offset of the input.
 pub(super) struct WireError {
@@ -81,8 +84,8 @@ impl<'r> Blocks<'r> {
             let (field, wire) = self.key()?;
             match (field, wire) {
                 (1, 2) => {
+                    let begin = self.pos - usize::try_from(self.offset() - at).unwrap_or(0);
                     let len = self.length(at)?;
-                    let begin = self.pos;
                     self.pos += len;
                     self.found.push((begin, self.pos));
                 }
@@ -93,8 +96,8 @@ impl<'r> Blocks<'r> {
         Ok(true)
     }
 
-    /// The entries found since the last call, with their file offsets; the
-    /// window's bytes before them are let go at the next walk.
+    /// The entries found since the last call, each a field of a request
+    /// (key, length and message) with its file offset.
     pub fn take_window(&mut self) -> Vec<(u64, &[u8])> {
         let found = std::mem::take(&mut self.found);
         found
@@ -122,12 +125,12 @@ impl<'r> Blocks<'r> {
     /// Reads until `n` bytes are available past the cursor or the input ends.
     fn fill(&mut self, n: usize) -> Result<(), Stop> {
         while self.available() < n && !self.eof {
-            let want = (n - self.available()).max(READ_BYTES);
-            // A long entry gets its room at once rather than by doubling,
-            // within what the limit still allows.
+            // A length is only a claim until its bytes are there: room is
+            // made a step at a time, within what the limit still allows.
             let room =
                 usize::try_from(self.max_bytes.saturating_add(1).saturating_sub(self.read)).unwrap_or(usize::MAX);
-            self.buf.reserve(want.min(room));
+            let want = (n - self.available()).clamp(READ_BYTES, MAX_STEP).min(room.max(1));
+            self.buf.reserve(want);
             let got = (&mut *self.reader)
                 .take(want as u64)
                 .read_to_end(&mut self.buf)
@@ -193,8 +196,12 @@ impl<'r> Blocks<'r> {
         Ok(len)
     }
 
-    /// Skips the value of an unknown field whose key is at `at`.
+    /// Skips the value of an unknown field whose key is at `at`, `depth`
+    /// groups deep.
     fn skip(&mut self, field: u32, wire: u8, at: u64, depth: usize) -> Result<(), Stop> {
+        if depth >= MAX_GROUP_DEPTH {
+            return Err(self.invalid(at, "groups nested too deeply"));
+        }
         let len = match wire {
             0 => {
                 self.varint("varint")?;
@@ -202,7 +209,7 @@ impl<'r> Blocks<'r> {
             }
             1 => 8,
             2 => self.length(at)?,
-            3 => return self.skip_group(field, at, depth + 1),
+            3 => return self.skip_group(field, at, depth),
             5 => 4,
             _ => return Err(self.invalid(at, format!("unexpected wire type {wire} for field {field}"))),
         };
@@ -216,9 +223,6 @@ impl<'r> Blocks<'r> {
 
     /// Skips the fields of a group up to its end tag.
     fn skip_group(&mut self, field: u32, at: u64, depth: usize) -> Result<(), Stop> {
-        if depth > MAX_GROUP_DEPTH {
-            return Err(self.invalid(at, "groups nested too deeply"));
-        }
         loop {
             self.fill(1)?;
             if self.available() == 0 {
@@ -232,7 +236,7 @@ impl<'r> Blocks<'r> {
                 }
                 return Err(self.invalid(inner_at, format!("end of group {inner} inside group {field}")));
             }
-            self.skip(inner, wire, inner_at, depth)?;
+            self.skip(inner, wire, inner_at, depth + 1)?;
         }
     }
 }
