@@ -219,7 +219,7 @@ fn read_spans_sized(
         return otlp::read_protobuf_spans(head, reader, &origin, max_bytes, progress);
     }
     if strip_bom(&head).first() != Some(&0x0a) {
-        return stream::read_json_spans(format, head, reader, &origin, max_bytes, progress);
+        return stream::read_json_spans(format, head, reader, &origin, max_bytes, size, progress);
     }
     let mut bytes = head;
     if let Some(size) = size.filter(|&n| n <= max_bytes) {
@@ -392,7 +392,8 @@ pub fn json_spans(
             "OTLP protobuf is not JSON; read it with otlp::protobuf_spans",
         ));
     }
-    stream::read_json_spans(format, Vec::new(), &mut &*body, origin, u64::MAX, &mut |_| {})
+    let size = Some(body.len() as u64);
+    stream::read_json_spans(format, Vec::new(), &mut &*body, origin, u64::MAX, size, &mut |_| {})
 }
 
 /// Parses one payload of any supported format into sanitized events.

@@ -108,15 +108,19 @@ type Parsed = Result<(Vec<Span>, IngestStats), IngestError>;
 /// Parsed and normalized spans of a JSON trace file of `format` (native,
 /// Jaeger, Zipkin or OTLP/JSON) read from `reader`.
 ///
-/// `head` holds bytes already read from the input (the sniffed prefix).
-/// Reading stops with an error past `max_bytes`. `progress` is called with
-/// the number of bytes read so far after every block.
+/// `head` holds bytes already read from the input (the sniffed prefix);
+/// `size` is the input's size when it is known: one of a single run is
+/// parsed on the calling thread, where starting workers would cost more
+/// than they save. Reading stops with an error past `max_bytes`.
+/// `progress` is called with the number of bytes read so far after every
+/// block.
 pub fn read_json_spans(
     format: Format,
     mut head: Vec<u8>,
     reader: &mut dyn Read,
     origin: &str,
     max_bytes: u64,
+    size: Option<u64>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(SpanBatch, IngestStats), IngestError> {
     // Enough bytes to tell a byte-order mark.
@@ -127,6 +131,35 @@ pub fn read_json_spans(
             .read_to_end(&mut head)
             .map_err(|e| IngestError::new(origin, None, format!("cannot read: {e}")))?;
         progress(head.len() as u64);
+    }
+    let input = Input {
+        reader,
+        origin,
+        max_bytes,
+        progress,
+    };
+    if size.is_some_and(|n| n <= RUN_BYTES as u64) {
+        let (_keep, no_buffers) = mpsc::channel();
+        let mut templates = Interner::default();
+        let (mut parts, mut stats, mut failed) = (Vec::new(), IngestStats::default(), None);
+        let mut parse = |mut run: Run| match parse_run(&mut run, format, origin, &mut templates) {
+            Ok((part, part_stats)) => {
+                parts.push(part);
+                stats.add(part_stats);
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        };
+        let scanned = split(format, head, input, &mut parse, &no_buffers);
+        // As with workers: a run's error comes before the scanner's.
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        scanned?;
+        return Ok((SpanBatch::from_parts(parts), stats));
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
     let (work_tx, work_rx) = mpsc::sync_channel::<Run>(workers * 2);
@@ -155,13 +188,7 @@ pub fn read_json_spans(
             });
         }
         drop((done_tx, recycle_tx));
-        let input = Input {
-            reader,
-            origin,
-            max_bytes,
-            progress,
-        };
-        let scanned = split(format, head, input, &work_tx, &recycle_rx);
+        let scanned = split(format, head, input, &mut |run| work_tx.send(run).is_ok(), &recycle_rx);
         drop(work_tx);
         let mut runs: Vec<Option<Parsed>> = Vec::new();
         for (index, result) in done_rx {
@@ -322,12 +349,13 @@ struct Input<'a> {
     progress: &'a mut dyn FnMut(u64),
 }
 
-/// Reads the input and sends runs of whole elements to the workers.
+/// Reads the input and hands runs of whole elements to `work`, which says
+/// whether to go on; buffers of parsed runs come back on `recycled`.
 fn split(
     format: Format,
     mut buf: Vec<u8>,
     input: Input<'_>,
-    work: &mpsc::SyncSender<Run>,
+    work: &mut dyn FnMut(Run) -> bool,
     recycled: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), IngestError> {
     let Input {
@@ -571,7 +599,7 @@ fn split(
                 elements: std::mem::take(&mut elements),
             };
             index += 1;
-            if work.send(run).is_err() {
+            if !work(run) {
                 // A worker failed: its error is reported.
                 return Ok(());
             }
@@ -641,18 +669,37 @@ mod tests {
         out
     }
 
+    /// Reads with workers, and on this thread as a small input is read:
+    /// both must give the same.
     fn read(bytes: &[u8]) -> Result<(SpanBatch, IngestStats), IngestError> {
         let mut calls = 0;
-        let r = read_json_spans(
+        let mut progress = |_| calls += 1;
+        let threaded = read_json_spans(
             Format::Native,
             Vec::new(),
             &mut &bytes[..],
             "t.json",
             u64::MAX,
-            &mut |_| calls += 1,
+            None,
+            &mut progress,
         );
-        assert!(calls > 0);
-        r
+        let size = Some(bytes.len() as u64);
+        let inline = read_json_spans(
+            Format::Native,
+            Vec::new(),
+            &mut &bytes[..],
+            "t.json",
+            u64::MAX,
+            size,
+            &mut progress,
+        );
+        assert!(calls > 1);
+        let outcome = |r: &Result<(SpanBatch, IngestStats), IngestError>| match r {
+            Ok((spans, stats)) => Ok((spans.len(), *stats)),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(outcome(&threaded), outcome(&inline));
+        threaded
     }
 
     #[test]
@@ -704,7 +751,7 @@ mod tests {
         ] {
             assert!(bytes.len() > 2 * RUN_BYTES, "{} bytes", bytes.len());
             let (spans, stats) =
-                read_json_spans(format, Vec::new(), &mut &bytes[..], "t", u64::MAX, &mut |_| {}).unwrap();
+                read_json_spans(format, Vec::new(), &mut &bytes[..], "t", u64::MAX, None, &mut |_| {}).unwrap();
             let whole = crate::ingest::parse_format(format, &bytes, "t").unwrap();
             assert_eq!(stats, whole.stats);
             assert!(!spans.is_empty());
