@@ -673,32 +673,28 @@ mod tests {
     /// both must give the same.
     fn read(bytes: &[u8]) -> Result<(SpanBatch, IngestStats), IngestError> {
         let mut calls = 0;
-        let mut progress = |_| calls += 1;
-        let threaded = read_json_spans(
-            Format::Native,
-            Vec::new(),
-            &mut &bytes[..],
-            "t.json",
-            u64::MAX,
-            None,
-            &mut progress,
-        );
-        let size = Some(bytes.len() as u64);
-        let inline = read_json_spans(
-            Format::Native,
-            Vec::new(),
-            &mut &bytes[..],
-            "t.json",
-            u64::MAX,
-            size,
-            &mut progress,
-        );
-        assert!(calls > 1);
-        let outcome = |r: &Result<(SpanBatch, IngestStats), IngestError>| match r {
-            Ok((spans, stats)) => Ok((spans.len(), *stats)),
-            Err(e) => Err(e.to_string()),
+        let mut read_sized = |size| {
+            let r = read_json_spans(
+                Format::Native,
+                Vec::new(),
+                &mut &bytes[..],
+                "t.json",
+                u64::MAX,
+                size,
+                &mut |_| {
+                    calls += 1;
+                },
+            );
+            let outcome = match &r {
+                Ok((spans, stats)) => Ok((spans.len(), *stats)),
+                Err(e) => Err(e.to_string()),
+            };
+            (r, outcome)
         };
-        assert_eq!(outcome(&threaded), outcome(&inline));
+        let (threaded, a) = read_sized(None);
+        let (_, b) = read_sized(Some(bytes.len() as u64));
+        assert_eq!(a, b);
+        assert!(calls > 1);
         threaded
     }
 
