@@ -80,11 +80,10 @@ impl<'r> Blocks<'r> {
             if self.available() == 0 {
                 return Ok(false);
             }
-            let at = self.offset();
+            let (begin, at) = (self.pos, self.offset());
             let (field, wire) = self.key()?;
             match (field, wire) {
                 (1, 2) => {
-                    let begin = self.pos - usize::try_from(self.offset() - at).unwrap_or(0);
                     let len = self.length(at)?;
                     self.pos += len;
                     self.found.push((begin, self.pos));
