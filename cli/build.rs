@@ -5,7 +5,7 @@
 //! scattered over 7 MB of code, kept ~4.6 MB of it resident. `link/startup.order`
 //! lists them (by their symbol names, as `link/refresh-order.sh` finds them
 //! under callgrind) and the linker places them first, together: idle RSS
-//! 9.0 MB -> 5.6 MB (docs/PERFORMANCE.md). Nothing else changes; a name the
+//! 9.0 MB -> 5.5 MB (docs/PERFORMANCE.md). Nothing else changes; a name the
 //! binary no longer has is skipped, so a stale list only costs memory.
 //!
 //! Only where the linker is known to be LLD, which reads the list: release
