@@ -107,6 +107,11 @@ impl IngestError {
         }
     }
 
+    /// The input could not be read (a missing file, a failing pipe).
+    fn io(origin: &str, e: &std::io::Error) -> Self {
+        IngestError::new(origin, None, format!("cannot read: {e}"))
+    }
+
     fn json(origin: &str, format: Format, e: &serde_json::Error) -> Self {
         let text = e.to_string();
         let text = match text.rfind(" at line ") {
@@ -149,7 +154,7 @@ pub fn read_input(path: Option<&Path>, max_bytes: u64) -> Result<Vec<u8>, Ingest
             .read_to_end(&mut buf),
     };
     if let Err(e) = res {
-        return Err(IngestError::new(&origin, None, format!("cannot read: {e}")));
+        return Err(IngestError::io(&origin, &e));
     }
     if buf.len() as u64 > max_bytes {
         return Err(too_large(&origin, max_bytes));
@@ -175,7 +180,7 @@ pub fn read_spans(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let origin = origin_of(path);
-    let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
+    let cannot = |e: std::io::Error| IngestError::io(&origin, &e);
     match path {
         Some(p) => {
             let mut file = std::fs::File::open(p).map_err(cannot)?;
@@ -208,7 +213,7 @@ fn read_spans_sized(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let origin = origin.to_owned();
-    let cannot = |e: std::io::Error| IngestError::new(&origin, None, format!("cannot read: {e}"));
+    let cannot = |e: std::io::Error| IngestError::io(&origin, &e);
     let mut head = Vec::with_capacity(HEAD_BYTES);
     reader.take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(cannot)?;
     // Input that opens with a newline may also be protobuf (see `parse`):

@@ -93,7 +93,7 @@ fn read_protobuf_windows(
         let more = match blocks.walk(window_bytes) {
             Ok(more) => more,
             Err(Stop::TooLarge) => return Err(super::too_large(origin, max_bytes)),
-            Err(Stop::Io(e)) => return Err(IngestError::new(origin, None, format!("cannot read: {e}"))),
+            Err(Stop::Io(e)) => return Err(IngestError::io(origin, &e)),
             Err(Stop::Invalid(WireError { offset, what })) => return Err(invalid(offset, &what)),
         };
         let window = blocks.take_window();

@@ -129,7 +129,7 @@ pub fn read_json_spans(
         reader
             .take(more)
             .read_to_end(&mut head)
-            .map_err(|e| IngestError::new(origin, None, format!("cannot read: {e}")))?;
+            .map_err(|e| IngestError::io(origin, &e))?;
         progress(head.len() as u64);
     }
     let input = Input {
@@ -612,7 +612,7 @@ fn split(
         let n = reader
             .take(READ_BYTES as u64)
             .read_to_end(&mut buf)
-            .map_err(|e| IngestError::new(origin, None, format!("cannot read: {e}")))?;
+            .map_err(|e| IngestError::io(origin, &e))?;
         total += n as u64;
         progress(total);
         if total > max_bytes {
