@@ -4,7 +4,8 @@
 //! way any third-party detector does. Link it with
 //! `extern crate perf_sentinel_plugin_mn_plus_one as _;`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use perf_sentinel_engine::group::finding_for_group;
 use perf_sentinel_engine::registry::{Detector, Settings, Tunable};
@@ -109,6 +110,41 @@ fn build(s: &Settings) -> Result<Box<dyn Detector>, String> {
     }))
 }
 
+/// One small number per distinct template, in order of appearance: blocks
+/// are then compared as numbers instead of as statements, which often share
+/// long prefixes.
+fn template_ids(spans: &[&Span]) -> Vec<u32> {
+    /// Past this many templates, a map replaces the scan.
+    const SCAN_MAX: usize = 32;
+    let mut seen: Vec<&Arc<str>> = Vec::new();
+    let mut index: BTreeMap<&str, u32> = BTreeMap::new();
+    spans
+        .iter()
+        .map(|s| {
+            let t = &s.template;
+            let found = if seen.len() > SCAN_MAX {
+                index.get(&**t).copied()
+            } else {
+                seen.iter()
+                    .position(|u| Arc::ptr_eq(u, t) || u[..] == t[..])
+                    .map(|i| i as u32)
+            };
+            found.unwrap_or_else(|| {
+                let id = seen.len() as u32;
+                seen.push(t);
+                if seen.len() > SCAN_MAX {
+                    if index.is_empty() {
+                        index.extend(seen.iter().enumerate().map(|(i, u)| (&***u, i as u32)));
+                    } else {
+                        index.insert(&**t, id);
+                    }
+                }
+                id
+            })
+        })
+        .collect()
+}
+
 /// A block `[start, start + len)` repeated `repeats` times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Block {
@@ -119,7 +155,7 @@ pub struct Block {
 
 /// Finds non-overlapping repeated blocks in a sequence of templates, greedily
 /// from the left, preferring at each position the block covering most items.
-pub fn repeated_blocks<T: Eq + Ord>(seq: &[T], min_len: usize, max_len: usize, min_repeats: usize) -> Vec<Block> {
+pub fn repeated_blocks<T: Eq>(seq: &[T], min_len: usize, max_len: usize, min_repeats: usize) -> Vec<Block> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < seq.len() {
@@ -129,14 +165,14 @@ pub fn repeated_blocks<T: Eq + Ord>(seq: &[T], min_len: usize, max_len: usize, m
                 break;
             }
             let block = &seq[i..i + len];
-            if block.iter().collect::<BTreeSet<_>>().len() < 2 {
-                continue;
-            }
             let mut repeats = 1;
             while i + (repeats + 1) * len <= seq.len() && seq[i + repeats * len..i + (repeats + 1) * len] == *block {
                 repeats += 1;
             }
-            if repeats >= min_repeats && best.is_none_or(|b| len * repeats > b.len * b.repeats) {
+            // A block of one template repeated is an N+1, not a block. Checked
+            // last: most candidates do not repeat at all.
+            let distinct = block.iter().any(|t| *t != block[0]);
+            if repeats >= min_repeats && distinct && best.is_none_or(|b| len * repeats > b.len * b.repeats) {
                 best = Some(Block { start: i, len, repeats });
             }
         }
@@ -161,7 +197,8 @@ impl Detector for MnPlusOne {
         }
         for children in by_parent.values() {
             let templates: Vec<&str> = children.iter().map(|s| &*s.template).collect();
-            for b in repeated_blocks(&templates, self.min_block, self.max_block, self.min_repeats) {
+            let ids = template_ids(children);
+            for b in repeated_blocks(&ids, self.min_block, self.max_block, self.min_repeats) {
                 let spans: Vec<&Span> = children[b.start..b.start + b.len * b.repeats].to_vec();
                 let total: u64 = spans.iter().map(|s| s.event.duration_us).sum();
                 if total < self.min_total_us {
@@ -196,6 +233,44 @@ impl Detector for MnPlusOne {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn template_ids_follow_the_text_past_the_scan() {
+        // 40 distinct statements (past the scan's 32), each seen three times,
+        // interleaved, parsed as separate events (no shared allocations).
+        let events: Vec<perf_sentinel_engine::SpanEvent> = (0..120)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "timestamp": format!("2025-07-10T14:32:01.{:03}Z", i),
+                    "trace_id": "t",
+                    "span_id": format!("s{i}"),
+                    "parent_span_id": "p",
+                    "service": "svc",
+                    "type": "sql",
+                    "operation": "SELECT",
+                    "target": format!("SELECT * FROM order_item_{} WHERE id = {i}", (i * 7) % 40),
+                    "duration_us": 10,
+                    "source": { "endpoint": "GET /x", "method": "m" }
+                }))
+                .unwrap()
+            })
+            .collect();
+        let traces = perf_sentinel_engine::trace::group_traces(events);
+        let spans: Vec<&Span> = traces[0].spans.iter().collect();
+        let ids = template_ids(&spans);
+        assert_eq!(ids.iter().max(), Some(&39));
+        for (a, sa) in spans.iter().enumerate() {
+            for (b, sb) in spans.iter().enumerate() {
+                assert_eq!(ids[a] == ids[b], sa.template == sb.template, "{a} {b}");
+            }
+        }
+        // First appearance order: each new id is one more than the last.
+        let mut next = 0;
+        for &id in &ids {
+            assert!(id <= next);
+            next = next.max(id + 1);
+        }
+    }
 
     #[test]
     fn finds_the_repeated_block() {
