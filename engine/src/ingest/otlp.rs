@@ -253,6 +253,9 @@ pub(super) fn convert_block<'a>(
     events: &mut Vec<SpanEvent<Cow<'a, str>>>,
     stats: &mut IngestStats,
 ) {
+    // At most one event per span: reserved at once, since an event is large
+    // and doubling the vector copied every event made so far each time.
+    events.reserve(rs.scope_spans.iter().map(|ss| ss.spans.len()).sum());
     let res_attrs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
     let service = str_attr(res_attrs, "service.name").unwrap_or("unknown");
     let res_region = str_attr(res_attrs, "cloud.region");

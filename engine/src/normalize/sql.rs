@@ -201,7 +201,8 @@ fn match_in_list(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// Statement keywords that [`statement_verb`] reports.
+/// Statement keywords that [`statement_verb`] reports, in byte order (it
+/// searches them by halves).
 const VERBS: &[&str] = &[
     "ALTER",
     "BEGIN",
@@ -236,11 +237,30 @@ const VERBS: &[&str] = &[
 /// a known statement keyword (`SELECT`, `INSERT`, `UPDATE`, `DELETE`, `WITH`,
 /// ...). Anything else, a literal included, gives `None`.
 pub fn statement_verb(sql: &str) -> Option<&'static str> {
-    let word = sql.split_whitespace().next()?;
-    if word.len() > 16 {
+    // The common case without decoding characters: ASCII letters after ASCII
+    // white space, up to ASCII white space or the end. Anything else (a
+    // non-ASCII byte may be Unicode white space) takes the general path.
+    let b = sql.as_bytes();
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = b.iter().position(|&c| !is_space(c)).unwrap_or(b.len());
+    let end = start + b[start..].iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    let word = if end == b.len() || is_space(b[end]) {
+        &sql[start..end]
+    } else {
+        sql.split_whitespace().next()?
+    };
+    if word.is_empty() || word.len() > 16 {
         return None;
     }
-    VERBS.iter().copied().find(|v| v.eq_ignore_ascii_case(word))
+    let mut upper = [0u8; 16];
+    for (to, from) in upper.iter_mut().zip(word.bytes()) {
+        *to = from.to_ascii_uppercase();
+    }
+    let upper = &upper[..word.len()];
+    VERBS
+        .binary_search_by(|v| v.as_bytes().cmp(upper))
+        .ok()
+        .map(|i| VERBS[i])
 }
 
 #[cfg(test)]
@@ -251,6 +271,43 @@ mod tests {
         let mut p = Vec::new();
         let t = normalize_sql(s, &mut p);
         (t, p)
+    }
+
+    #[test]
+    fn statement_verb_reads_the_first_word_as_split_whitespace_does() {
+        let general = |sql: &str| {
+            let word = sql.split_whitespace().next()?;
+            if word.len() > 16 {
+                return None;
+            }
+            VERBS.iter().copied().find(|v| v.eq_ignore_ascii_case(word))
+        };
+        let words = [
+            "select", "SELECT", "With", "insert", "x", "", "selectx", "SELECT1", "sélect", "VACUUM",
+        ];
+        let gaps = [
+            "", " ", "\t", "\n\r ", "\u{0b}", "\u{0c}", "\u{a0}", "\u{2003}", "\u{85}", "(", ";", "\u{1c}", "*",
+        ];
+        let mut n = 0;
+        for lead in gaps {
+            for word in words {
+                for tail in gaps {
+                    let sql = format!("{lead}{word}{tail}* FROM t");
+                    assert_eq!(statement_verb(&sql), general(&sql), "{sql:?}");
+                    let bare = format!("{lead}{word}{tail}");
+                    assert_eq!(statement_verb(&bare), general(&bare), "{bare:?}");
+                    n += 2;
+                }
+            }
+        }
+        assert_eq!(n, 2 * 13 * 10 * 13);
+        assert!(VERBS.windows(2).all(|w| w[0] < w[1]), "VERBS must stay sorted");
+        for v in VERBS {
+            assert_eq!(statement_verb(&v.to_lowercase()), Some(*v));
+        }
+        assert_eq!(statement_verb("  select * from t"), Some("SELECT"));
+        assert_eq!(statement_verb("\u{a0}select * from t"), Some("SELECT"));
+        assert_eq!(statement_verb("select\u{2003}* from t"), Some("SELECT"));
     }
 
     #[test]
