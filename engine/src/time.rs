@@ -88,7 +88,7 @@ pub fn format_timestamp_ms(nanos: i64) -> String {
             v /= 10;
         }
     }
-    String::from_utf8_lossy(&text).into_owned()
+    std::str::from_utf8(&text).unwrap_or_default().to_owned()
 }
 
 /// UTC hour of day (0-23) and month (1-12) of an instant.
