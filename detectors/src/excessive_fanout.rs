@@ -73,13 +73,13 @@ impl Detector for ExcessiveFanout {
             };
             let parent = trace.span(parent_id);
             let template = match parent {
-                Some(p) => p.template.to_string(),
+                Some(p) => String::from(&*p.template),
                 None => format!("parent:{parent_id}"),
             };
             let mut f = finding_for_group("excessive_fanout", severity, &template, &children);
             if let Some(p) = parent {
-                f.service = p.event.service.to_string();
-                f.source_endpoint = p.event.source.endpoint.to_string();
+                f.service = String::from(&*p.event.service);
+                f.source_endpoint = String::from(&*p.event.source.endpoint);
             }
             f.pattern.distinct_params = n as u64;
             f.code_location = None;

@@ -126,8 +126,8 @@ impl Detector for SerializedCalls {
                 None => (chain[0].event.service.clone(), chain[0].event.source.endpoint.clone()),
             };
             let mut f = finding_for_group("serialized_calls", Severity::Info, &endpoint, &chain);
-            f.service = service.to_string();
-            f.source_endpoint = endpoint.to_string();
+            f.service = String::from(&*service);
+            f.source_endpoint = String::from(&*endpoint);
             f.pattern.distinct_params = templates.len() as u64;
             f.code_location = None;
             f.instrumentation_scopes.clear();

@@ -40,8 +40,8 @@ pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
         _ => 0,
     };
     Bounds {
-        first_timestamp: min.to_string(),
-        last_timestamp: max.to_string(),
+        first_timestamp: min.as_str().to_owned(),
+        last_timestamp: max.as_str().to_owned(),
         window_ms,
     }
 }
@@ -109,9 +109,11 @@ pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str,
     Finding {
         finding_type: finding_type.to_owned(),
         severity,
-        trace_id: first.map(|s| s.event.trace_id.to_string()).unwrap_or_default(),
-        service: first.map(|s| s.event.service.to_string()).unwrap_or_default(),
-        source_endpoint: first.map(|s| s.event.source.endpoint.to_string()).unwrap_or_default(),
+        trace_id: first.map(|s| String::from(&*s.event.trace_id)).unwrap_or_default(),
+        service: first.map(|s| String::from(&*s.event.service)).unwrap_or_default(),
+        source_endpoint: first
+            .map(|s| String::from(&*s.event.source.endpoint))
+            .unwrap_or_default(),
         pattern: Pattern {
             template: template.to_owned(),
             occurrences: group.len() as u64,
@@ -126,11 +128,17 @@ pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str,
         classification_method: None,
         code_location: first.and_then(|s| code_location(s)),
         instrumentation_scopes: first
-            .map(|s| s.event.instrumentation_scopes.iter().map(|sc| sc.to_string()).collect())
+            .map(|s| {
+                s.event
+                    .instrumentation_scopes
+                    .iter()
+                    .map(|sc| String::from(&**sc))
+                    .collect()
+            })
             .unwrap_or_default(),
         suggested_fix: None,
         signature: String::new(),
-        span_ids: group.iter().map(|s| s.event.span_id.to_string()).collect(),
+        span_ids: group.iter().map(|s| s.event.span_id.as_str().to_owned()).collect(),
         trace_level: false,
     }
 }

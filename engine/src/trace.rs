@@ -336,7 +336,7 @@ pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
     let mut traces: Vec<Trace> = ids
         .iter()
         .map(|id| Trace {
-            trace_id: id.to_string(),
+            trace_id: String::from(&**id),
             spans: Vec::new(),
         })
         .collect();

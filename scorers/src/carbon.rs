@@ -422,7 +422,7 @@ impl ScoreBatch for CarbonBatch<'_> {
             b.known = ctx.tables.regions.contains_key(&region);
             let s = self
                 .services
-                .entry(span.event.service.to_string())
+                .entry(String::from(&*span.event.service))
                 .or_insert_with(|| ServiceAcc {
                     region: region.clone(),
                     ..ServiceAcc::default()
