@@ -103,6 +103,11 @@ impl Report {
                         for f in chunk {
                             one.clear();
                             serde_json::to_writer_pretty(&mut one, f)?;
+                            if out.is_empty() {
+                                // Sized on the first finding, with a margin for the
+                                // indentation, instead of doubling from nothing.
+                                out.reserve((one.len() + one.len() / 4 + 8) * chunk.len());
+                            }
                             out.extend_from_slice(b",\n    ");
                             indent(&one, &mut out);
                         }
