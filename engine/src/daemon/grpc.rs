@@ -98,8 +98,12 @@ impl tonic::codec::Decoder for WholeMessage {
 }
 
 /// Decodes one `Export` request and submits its I/O spans.
-async fn export(ingest: Ingest, request: Request<Bytes>) -> Result<Response<ExportTraceServiceResponse>, Status> {
-    let request = match ExportTraceServiceRequest::decode(request.get_ref().as_ref()) {
+async fn export(ingest: Ingest, message: Request<Bytes>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    let decoded = ExportTraceServiceRequest::decode(message.get_ref().as_ref());
+    // The message's bytes go back to the framework's buffer before the
+    // spans are mapped and queued.
+    drop(message);
+    let request = match decoded {
         Ok(request) => request,
         Err(e) => {
             counter!(OTLP_REJECTED, "reason" => "parse_error").increment(1);
