@@ -187,7 +187,12 @@ impl<'r> Blocks<'r> {
     /// bytes read into the window.
     fn length(&mut self, at: u64) -> Result<usize, Stop> {
         let len = self.varint("length")?;
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.need(usize::try_from(len).unwrap_or(usize::MAX), at)
+    }
+
+    /// `len`, once that many bytes past the cursor are in the window; an
+    /// error naming the field whose key is at `at` if the input ends first.
+    fn need(&mut self, len: usize, at: u64) -> Result<usize, Stop> {
         self.fill(len)?;
         if self.available() < len {
             return Err(self.invalid(at, "a field runs past the end of the input"));
@@ -206,16 +211,12 @@ impl<'r> Blocks<'r> {
                 self.varint("varint")?;
                 0
             }
-            1 => 8,
+            1 => self.need(8, at)?,
             2 => self.length(at)?,
             3 => return self.skip_group(field, at, depth),
-            5 => 4,
+            5 => self.need(4, at)?,
             _ => return Err(self.invalid(at, format!("unexpected wire type {wire} for field {field}"))),
         };
-        self.fill(len)?;
-        if self.available() < len {
-            return Err(self.invalid(at, "a field runs past the end of the input"));
-        }
         self.pos += len;
         Ok(())
     }
