@@ -23,6 +23,16 @@ pub const DAEMON_SECTIONS: &[&str] = &[
     "daemon.archive",
 ];
 
+/// Environment variables of the batch commands (`analyze`, `diff`).
+pub const BATCH_ENVIRONMENT: &str = "Environment:\n  \
+    PERF_SENTINEL_SPILL_SPANS  spans held in memory before they are sorted by trace id\n  \
+    \x20                          into a temporary file and merged back later (default\n  \
+    \x20                          262144, about 100 MB; 0 holds every span). Same output.\n  \
+    TMPDIR                     where those files go (unlinked once open: nothing is\n  \
+    \x20                          left behind, even by a killed run).\n  \
+    MIMALLOC_PURGE_DELAY       milliseconds before freed memory goes back to the\n  \
+    \x20                          system (default 5 for batch commands).\n\n";
+
 const EXAMPLES: &[(&str, &str)] = &[
     (
         "analyze",
@@ -93,8 +103,9 @@ pub fn command() -> clap::Command {
         let batch = format!(
             "Tuning comes from .perf-sentinel.toml (--config, else ./.perf-sentinel.toml, else\n\
              the defaults), never from flags. Cross-trace correlations exist only in the\n\
-             daemon. Batch keys, with defaults and ranges:\n\n{}{}",
+             daemon. Batch keys, with defaults and ranges:\n\n{}{}{}",
             tunables_help(&schema, BATCH_SECTIONS),
+            BATCH_ENVIRONMENT,
             EXAMPLES[0].1
         );
         let daemon = format!(
@@ -102,8 +113,10 @@ pub fn command() -> clap::Command {
             tunables_help(&schema, DAEMON_SECTIONS),
             EXAMPLES[1].1
         );
+        let diff = format!("{BATCH_ENVIRONMENT}{}", EXAMPLES[3].1);
         cmd = cmd
             .mut_subcommand("analyze", |c| c.after_long_help(batch))
+            .mut_subcommand("diff", |c| c.after_long_help(diff))
             .mut_subcommand("watch", |c| c.after_long_help(daemon));
     }
     cmd

@@ -26,6 +26,7 @@ use clap::FromArgMatches;
 use perf_sentinel_engine::ack::{self, Acknowledgments};
 use perf_sentinel_engine::config::{Config, ConfigError};
 use perf_sentinel_engine::registry::Value;
+use perf_sentinel_engine::trace::SpanBatch;
 use perf_sentinel_engine::{Engine, ingest, render};
 
 use cli::{Cli, Command, OutputFormat};
@@ -67,6 +68,32 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
     // valid for the purge delay. It is called from the main thread before
     // the command starts any other thread.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) };
+}
+
+/// Spans `analyze` and `diff` hold in memory before they sort what they
+/// hold out to a temporary file by trace id (about 100 MB of spans; the
+/// traces are merged back from the files, with the same result). Set
+/// `PERF_SENTINEL_SPILL_SPANS` to another count, or to 0 to hold every span.
+const SPILL_SPANS: usize = 1 << 18;
+
+/// The span batch the batch commands read into: see [`SPILL_SPANS`].
+fn span_batch() -> Result<SpanBatch> {
+    let budget = match std::env::var("PERF_SENTINEL_SPILL_SPANS") {
+        Err(std::env::VarError::NotPresent) => SPILL_SPANS,
+        Ok(v) => v.trim().parse::<usize>().map_err(|_| {
+            anyhow::anyhow!("PERF_SENTINEL_SPILL_SPANS: expected a number of spans (0 to never spill), got `{v}`")
+        })?,
+        Err(std::env::VarError::NotUnicode(v)) => {
+            anyhow::bail!(
+                "PERF_SENTINEL_SPILL_SPANS: expected a number of spans, got `{}`",
+                v.to_string_lossy()
+            )
+        }
+    };
+    Ok(match budget {
+        0 => SpanBatch::default(),
+        n => SpanBatch::spilling(n),
+    })
 }
 
 /// Bundled traces for `perf-sentinel demo`: one trace per finding type.
@@ -269,9 +296,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .and_then(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len());
             let mut progress = progress::Progress::new(origin, size);
-            let (spans, stats) = ingest::read_spans(a.input.as_deref(), cap, &mut |n| progress.read(n))?;
+            let batch = span_batch()?;
+            let (spans, stats) = ingest::read_spans_into(a.input.as_deref(), cap, batch, &mut |n| progress.read(n))?;
             progress.analyzing(spans.len());
-            let mut report = engine.report_spans(spans, stats, acks.as_ref());
+            let mut report = engine.report_spans(spans, stats, acks.as_ref())?;
             progress.finish();
             let format = a
                 .format
@@ -340,7 +368,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let cap = perf_sentinel_engine::config::max_input_size(&config);
             let engine = Engine::new(config)?;
             let (spans, _) = ingest::read_spans(Some(&e.input), cap, &mut |_| {})?;
-            let traces = perf_sentinel_engine::trace::group_spans(spans);
+            let traces = perf_sentinel_engine::trace::group_spans(spans)?;
             let Some(trace) = traces.iter().find(|t| t.trace_id == e.trace_id) else {
                 let ids: Vec<&str> = traces.iter().take(20).map(|t| t.trace_id.as_str()).collect();
                 anyhow::bail!(
@@ -368,8 +396,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let acks = load_acks(&d.acks)?;
             let mut sides = Vec::new();
             for path in [&d.before, &d.after] {
-                let (spans, stats) = ingest::read_spans(Some(path), cap, &mut |_| {})?;
-                sides.push(engine.report_spans(spans, stats, acks.as_ref()));
+                let (spans, stats) = ingest::read_spans_into(Some(path), cap, span_batch()?, &mut |_| {})?;
+                sides.push(engine.report_spans(spans, stats, acks.as_ref())?);
             }
             let (a, b) = (&sides[0], &sides[1]);
             let diff = perf_sentinel_engine::diff::diff(

@@ -251,12 +251,40 @@ impl Engine {
     /// scorer has seen them, so the batch's spans and its findings are not
     /// all held at once. Same result as [`Engine::analyze`].
     pub fn analyze_owned(&self, traces: Vec<Trace>, confidence: Confidence) -> Analysis {
+        match self.analyze_stream(
+            traces.into_iter().map(Ok::<Trace, std::convert::Infallible>),
+            confidence,
+        ) {
+            Ok((analysis, _)) => analysis,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`Engine::analyze_owned`], for traces that arrive one at a time
+    /// (as [`SpanBatch::into_traces`](crate::trace::SpanBatch::into_traces)
+    /// gives them), so that the batch is never held whole. Gives the
+    /// analysis and the number of traces, or the first error the traces
+    /// gave.
+    pub fn analyze_stream<E>(
+        &self,
+        traces: impl Iterator<Item = Result<Trace, E>>,
+        confidence: Confidence,
+    ) -> Result<(Analysis, usize), E> {
+        let mut traces = traces;
         let mut run = BatchRun::new(self);
+        let mut next_slice = || -> Result<Vec<Trace>, E> { traces.by_ref().take(OWNED_SLICE_TRACES).collect() };
+        let first = next_slice()?;
         let helpers = crate::parallel::workers().saturating_sub(1);
-        if helpers == 0 || traces.len() < PARALLEL_MIN_TRACES {
-            run.add(&traces);
-            drop(traces);
-            return run.finish(confidence);
+        // A first slice shorter than a slice is the whole batch.
+        if helpers == 0 || first.len() < PARALLEL_MIN_TRACES {
+            let mut slice = first;
+            while !slice.is_empty() {
+                run.add(&slice);
+                drop(slice);
+                slice = next_slice()?;
+            }
+            let count = run.traces;
+            return Ok((run.finish(confidence), count));
         }
         let detectors = &self.detectors;
         std::thread::scope(|scope| {
@@ -280,21 +308,17 @@ impl Engine {
                 });
                 lanes.push((job_tx, found_rx, Some(handle)));
             }
-            let mut rest = traces.into_iter();
-            loop {
-                let slice: Vec<Trace> = rest.by_ref().take(OWNED_SLICE_TRACES).collect();
-                if slice.is_empty() {
-                    break;
-                }
+            let mut slice = first;
+            while !slice.is_empty() {
                 let n = slice.len();
                 let size = n.div_ceil(helpers + 1);
-                let slice = Arc::new(slice);
+                let shared = Arc::new(slice);
                 for (i, (job_tx, _, _)) in lanes.iter().enumerate() {
                     let range = ((i + 1) * size).min(n)..((i + 2) * size).min(n);
                     // A helper that stopped is reported when its answer is read.
-                    let _ = job_tx.send((Arc::clone(&slice), range));
+                    let _ = job_tx.send((Arc::clone(&shared), range));
                 }
-                let mut found = detect_traces(detectors, &slice[..size.min(n)]);
+                let mut found = detect_traces(detectors, &shared[..size.min(n)]);
                 run.findings.append(&mut found);
                 for (_, found_rx, handle) in &mut lanes {
                     match found_rx.recv() {
@@ -306,10 +330,13 @@ impl Engine {
                         },
                     }
                 }
-                run.observe(&slice);
+                run.observe(&shared);
+                drop(shared);
+                slice = next_slice()?;
             }
             drop(lanes);
-            run.finish(confidence)
+            let count = run.traces;
+            Ok((run.finish(confidence), count))
         })
     }
 
@@ -411,25 +438,36 @@ impl Engine {
     /// Like [`Engine::report`], moving acknowledged findings out of
     /// `findings` (and out of the quality gate) first.
     pub fn report_with(&self, events: Vec<SpanEvent>, stats: IngestStats, acks: Option<&Acknowledgments>) -> Report {
-        self.report_spans(crate::trace::normalize_events(events), stats, acks)
-    }
-
-    /// Like [`Engine::report_with`], for spans already normalized (as
-    /// [`crate::ingest::read_spans`] gives them).
-    pub fn report_spans(
-        &self,
-        spans: crate::trace::SpanBatch,
-        stats: IngestStats,
-        acks: Option<&Acknowledgments>,
-    ) -> Report {
+        let spans = crate::trace::normalize_events(events);
         let events_processed = spans.len() as u64;
-        let unparseable = spans.iter().filter(|s| s.event.start_unix_nanos.is_none()).count() as u64;
-        let traces = crate::trace::group_spans(spans);
+        let unparseable = spans.unparseable_timestamps() as u64;
+        // Never spilled: normalized here, in memory.
+        let traces = crate::trace::group_parts(spans.parts);
         let trace_count = traces.len() as u64;
         let analysis = self.analyze_owned(traces, Confidence::CiBatch);
         let mut report = self.report_from(analysis, events_processed, trace_count, stats, acks);
         report.analysis.events_with_unparseable_timestamp = unparseable;
         report
+    }
+
+    /// Like [`Engine::report_with`], for spans already normalized (as
+    /// [`crate::ingest::read_spans`] gives them). A batch that spilled to
+    /// temporary files is read back trace by trace; an error reading them
+    /// is an error of the input.
+    pub fn report_spans(
+        &self,
+        spans: crate::trace::SpanBatch,
+        stats: IngestStats,
+        acks: Option<&Acknowledgments>,
+    ) -> Result<Report, crate::ingest::IngestError> {
+        let events_processed = spans.len() as u64;
+        let unparseable = spans.unparseable_timestamps() as u64;
+        let spill_error = |e: std::io::Error| crate::ingest::IngestError::spill(&e);
+        let traces = spans.into_traces().map_err(spill_error)?;
+        let (analysis, trace_count) = self.analyze_stream(traces, Confidence::CiBatch).map_err(spill_error)?;
+        let mut report = self.report_from(analysis, events_processed, trace_count as u64, stats, acks);
+        report.analysis.events_with_unparseable_timestamp = unparseable;
+        Ok(report)
     }
 
     /// Wraps an analysis into a report with its quality gate. The green

@@ -48,6 +48,7 @@ mod parallel;
 pub mod registry;
 pub mod render;
 pub mod report;
+mod spill;
 pub mod testing;
 pub mod time;
 pub mod trace;

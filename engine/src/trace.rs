@@ -220,54 +220,182 @@ impl Trace {
 /// uses to pick a group's "first span"; for shuffled input it is the same
 /// answer instead of a different one.
 pub fn group_traces(events: Vec<SpanEvent>) -> Vec<Trace> {
-    group_spans(normalize_events(events))
+    group_parts(normalize_events(events).parts)
 }
 
 /// Normalized spans in input order, kept in the parts they were made in
 /// (one per worker or per run of input), so that grouping them into traces
 /// frees each part as it goes instead of holding every span twice.
+///
+/// A batch made with [`SpanBatch::spilling`] holds at most about its budget
+/// of spans: past it, the spans are sorted by trace id into a temporary
+/// file (see the `spill` module) and merged back by
+/// [`SpanBatch::into_traces`], so that a file of any size is analyzed in
+/// bounded memory with the same result.
 #[derive(Debug, Default)]
 pub struct SpanBatch {
-    parts: Vec<Vec<Span>>,
+    pub(crate) parts: Vec<Vec<Span>>,
+    held: usize,
+    spill: Option<Box<Spilled>>,
+}
+
+/// What a spilling batch has written out.
+#[derive(Debug)]
+struct Spilled {
+    budget: usize,
+    runs: Vec<crate::spill::Run>,
+    spans: usize,
+    unparseable: usize,
+}
+
+impl Spilled {
+    fn new(budget: usize) -> Box<Spilled> {
+        Box::new(Spilled {
+            budget,
+            runs: Vec::new(),
+            spans: 0,
+            unparseable: 0,
+        })
+    }
 }
 
 impl SpanBatch {
     pub fn from_parts(parts: Vec<Vec<Span>>) -> SpanBatch {
-        SpanBatch { parts }
+        let held = parts.iter().map(Vec::len).sum();
+        SpanBatch {
+            parts,
+            held,
+            spill: None,
+        }
+    }
+
+    /// An empty batch that writes its spans out to temporary files each
+    /// time it holds `budget` of them (at least one).
+    pub fn spilling(budget: usize) -> SpanBatch {
+        SpanBatch {
+            spill: Some(Spilled::new(budget.max(1))),
+            ..SpanBatch::default()
+        }
+    }
+
+    /// Adds `part`'s spans after these; a spilling batch past its budget
+    /// writes what it holds out first.
+    pub fn push(&mut self, part: Vec<Span>) -> std::io::Result<()> {
+        if part.is_empty() {
+            return Ok(());
+        }
+        self.held += part.len();
+        self.parts.push(part);
+        match &self.spill {
+            Some(s) if self.held >= s.budget => self.write_out(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the spans held out as one run.
+    fn write_out(&mut self) -> std::io::Result<()> {
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        if self.held == 0 {
+            return Ok(());
+        }
+        spill.runs.push(crate::spill::write_run(&self.parts)?);
+        spill.spans += self.held;
+        spill.unparseable += unparseable(&self.parts);
+        self.parts.clear();
+        self.held = 0;
+        Ok(())
     }
 
     /// Adds `other`'s spans after these.
-    pub fn append(&mut self, other: SpanBatch) {
-        self.parts.extend(other.parts.into_iter().filter(|p| !p.is_empty()));
+    pub fn append(&mut self, mut other: SpanBatch) -> std::io::Result<()> {
+        if let Some(theirs) = other.spill.take() {
+            // Their runs come after ours: what this batch holds goes out first.
+            let budget = theirs.budget;
+            self.spill.get_or_insert_with(|| Spilled::new(budget));
+            self.write_out()?;
+            if let Some(ours) = self.spill.as_mut() {
+                ours.runs.extend(theirs.runs);
+                ours.spans += theirs.spans;
+                ours.unparseable += theirs.unparseable;
+            }
+        }
+        for part in other.parts {
+            self.push(part)?;
+        }
+        Ok(())
     }
 
+    /// How many spans the batch has, held or written out.
     pub fn len(&self) -> usize {
-        self.parts.iter().map(Vec::len).sum()
+        self.held + self.spill.as_ref().map_or(0, |s| s.spans)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.parts.iter().all(Vec::is_empty)
+        self.len() == 0
     }
 
-    /// The spans in input order.
+    /// Whether some spans were written out to temporary files.
+    pub fn spilled(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| !s.runs.is_empty())
+    }
+
+    /// How many spans have a timestamp that does not parse.
+    pub fn unparseable_timestamps(&self) -> usize {
+        unparseable(&self.parts) + self.spill.as_ref().map_or(0, |s| s.unparseable)
+    }
+
+    /// The spans held in memory, in input order: all of them unless the
+    /// batch [spilled](SpanBatch::spilled).
     pub fn iter(&self) -> impl Iterator<Item = &Span> {
         self.parts.iter().flatten()
+    }
+
+    /// The batch's traces in trace-id order, as [`group_spans`] makes them.
+    /// Spans held in memory are grouped there; a batch that spilled merges
+    /// its runs, holding about one trace per run at a time, and may meet
+    /// an I/O error on the way.
+    pub fn into_traces(mut self) -> std::io::Result<Traces> {
+        if !self.spilled() {
+            return Ok(Traces(TracesFrom::Held(group_parts(self.parts).into_iter())));
+        }
+        self.write_out()?;
+        let runs = self.spill.map(|s| s.runs).unwrap_or_default();
+        Ok(Traces(TracesFrom::Merged(crate::spill::Merged::new(runs)?)))
+    }
+}
+
+fn unparseable(parts: &[Vec<Span>]) -> usize {
+    parts
+        .iter()
+        .flatten()
+        .filter(|s| s.event.start_unix_nanos.is_none())
+        .count()
+}
+
+/// A batch's traces, one at a time: see [`SpanBatch::into_traces`].
+pub struct Traces(TracesFrom);
+
+enum TracesFrom {
+    Held(std::vec::IntoIter<Trace>),
+    Merged(crate::spill::Merged),
+}
+
+impl Iterator for Traces {
+    type Item = std::io::Result<Trace>;
+
+    fn next(&mut self) -> Option<std::io::Result<Trace>> {
+        match &mut self.0 {
+            TracesFrom::Held(traces) => traces.next().map(Ok),
+            TracesFrom::Merged(merged) => merged.next(),
+        }
     }
 }
 
 impl From<Vec<Span>> for SpanBatch {
     fn from(spans: Vec<Span>) -> SpanBatch {
-        SpanBatch { parts: vec![spans] }
-    }
-}
-
-impl IntoIterator for SpanBatch {
-    type Item = Span;
-    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<Span>>>;
-
-    /// The spans in input order; each part is freed once it is consumed.
-    fn into_iter(self) -> Self::IntoIter {
-        self.parts.into_iter().flatten()
+        SpanBatch::from_parts(vec![spans])
     }
 }
 
@@ -291,7 +419,28 @@ pub fn normalize_events(events: Vec<SpanEvent>) -> SpanBatch {
 /// exactly its trace's size, reserved when the trace's first segment
 /// arrives, while the batch is freed part by part. The spans are never held
 /// twice and no vector grows past what it needs.
-pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
+pub fn group_spans(spans: SpanBatch) -> std::io::Result<Vec<Trace>> {
+    spans.into_traces()?.collect()
+}
+
+/// Cuts `spans` into runs of consecutive spans of one trace (never empty).
+pub(crate) fn same_trace_runs(spans: &[Span]) -> impl Iterator<Item = &[Span]> {
+    let mut rest = spans;
+    std::iter::from_fn(move || {
+        let id = &rest.first()?.event.trace_id;
+        // Spans of one run of input share their trace id's allocation.
+        let len = rest
+            .iter()
+            .position(|s| !Arc::ptr_eq(&s.event.trace_id, id) && *s.event.trace_id != **id)
+            .unwrap_or(rest.len());
+        let (run, after) = rest.split_at(len);
+        rest = after;
+        Some(run)
+    })
+}
+
+/// [`group_spans`] for spans held in memory.
+pub(crate) fn group_parts(parts: Vec<Vec<Span>>) -> Vec<Trace> {
     /// Consecutive spans of one trace: how many, and the trace's slot.
     struct Segment {
         len: usize,
@@ -300,19 +449,13 @@ pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
     let mut index: foldhash::HashMap<Arc<str>, usize> = foldhash::HashMap::default();
     let mut ids: Vec<Arc<str>> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
-    let mut segments: Vec<Vec<Segment>> = Vec::with_capacity(spans.parts.len());
+    let mut segments: Vec<Vec<Segment>> = Vec::with_capacity(parts.len());
     let mut last: Option<usize> = None;
-    for part in &spans.parts {
+    for part in &parts {
         let mut cuts = Vec::new();
-        let mut rest = &part[..];
-        while let Some(first) = rest.first() {
-            let id = &first.event.trace_id;
-            // Spans of one run share their trace id's allocation.
-            let len = rest
-                .iter()
-                .position(|s| !Arc::ptr_eq(&s.event.trace_id, id) && *s.event.trace_id != **id)
-                .unwrap_or(rest.len());
-            rest = &rest[len..];
+        for segment in same_trace_runs(part) {
+            let id = &segment[0].event.trace_id;
+            let len = segment.len();
             let slot = match last {
                 Some(i) if *ids[i] == **id => i,
                 _ => match index.get(&**id) {
@@ -341,7 +484,7 @@ pub fn group_spans(spans: SpanBatch) -> Vec<Trace> {
         })
         .collect();
     drop(ids);
-    for (part, cuts) in spans.parts.into_iter().zip(segments) {
+    for (part, cuts) in parts.into_iter().zip(segments) {
         let mut part = part.into_iter();
         for Segment { len, slot } in cuts {
             let spans = &mut traces[slot].spans;

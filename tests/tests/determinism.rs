@@ -128,3 +128,89 @@ fn analysis_freed_slice_by_slice_equals_analysis_of_the_whole_batch() {
     assert_eq!(whole.green_summary.metrics, sliced.green_summary.metrics);
     assert_eq!(whole.per_endpoint_io_ops, sliced.per_endpoint_io_ops);
 }
+
+/// `analyze` with a spans budget: what it reads past the budget is sorted by
+/// trace id into temporary files and merged back. The budget changes
+/// nothing in the output, down to one span per file, even when every trace
+/// is spread over the whole input.
+#[test]
+fn spilling_spans_to_temporary_files_changes_nothing() {
+    use std::process::Command;
+
+    let dir = TempDir::new("det-spill");
+    let demo: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(fixture("demo.json")).unwrap()).unwrap();
+    // Span k of every copy, then span k + 1 of every copy: each trace's
+    // spans lie across the whole file, so across every temporary file.
+    let mut spread = Vec::new();
+    for e in &demo {
+        for copy in 0..200 {
+            let mut e = e.clone();
+            for key in ["trace_id", "span_id", "parent_span_id"] {
+                if let Some(id) = e[key].as_str() {
+                    e[key] = Value::from(format!("{id}-{copy}"));
+                }
+            }
+            spread.push(e);
+        }
+    }
+    std::fs::write(dir.join("spread.json"), serde_json::to_vec(&spread).unwrap()).unwrap();
+    let generated = Command::new(env!("CARGO_BIN_EXE_gen-dataset"))
+        .args(["6000", "--format", "otlp-protobuf"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    std::fs::write(dir.join("demo.pb"), &generated.stdout).unwrap();
+    std::fs::write(dir.join("big.toml"), "[analyze]\nmax_input_size = 100000000\n").unwrap();
+
+    let analyze = |file: &str, format: &str, budget: &str, tmp: Option<&std::path::Path>| {
+        let mut cmd = Command::new(perf_sentinel_tests::bin());
+        cmd.current_dir(dir.path())
+            .args(["analyze", "--config", "big.toml", "--input", file, "--format", format])
+            .env("PERF_SENTINEL_SPILL_SPANS", budget);
+        if let Some(tmp) = tmp {
+            cmd.env("TMPDIR", tmp);
+        }
+        cmd.output().unwrap()
+    };
+    for file in ["spread.json", "demo.pb"] {
+        for format in ["json", "sarif"] {
+            let held = analyze(file, format, "0", None);
+            assert_eq!(held.status.code(), Some(0), "{}", perf_sentinel_tests::stderr(&held));
+            assert!(held.stdout.len() > 10_000);
+            for budget in ["1", "700", "5000"] {
+                let spilled = analyze(file, format, budget, None);
+                assert_eq!(
+                    spilled.status.code(),
+                    Some(0),
+                    "{}",
+                    perf_sentinel_tests::stderr(&spilled)
+                );
+                assert!(
+                    held.stdout == spilled.stdout,
+                    "{file} {format}: budget {budget} differs"
+                );
+            }
+        }
+    }
+
+    // The files really are written: where they cannot be, the run stops
+    // with exit 2 and says where and what to do.
+    let nowhere = dir.join("no-such-dir");
+    let out = analyze("spread.json", "json", "700", Some(&nowhere));
+    assert_eq!(out.status.code(), Some(2));
+    let err = perf_sentinel_tests::stderr(&out);
+    assert!(
+        err.contains("no-such-dir") && err.contains("temporary file of spans") && err.contains("TMPDIR"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // Held in memory, the same run needs no temporary file.
+    assert_eq!(
+        analyze("spread.json", "json", "0", Some(&nowhere)).status.code(),
+        Some(0)
+    );
+
+    let bad = analyze("spread.json", "json", "lots", None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(perf_sentinel_tests::stderr(&bad).contains("PERF_SENTINEL_SPILL_SPANS: expected a number"));
+}

@@ -112,6 +112,17 @@ impl IngestError {
         IngestError::new(origin, None, format!("cannot read: {e}"))
     }
 
+    /// A temporary file of spans (see [`crate::trace::SpanBatch::spilling`])
+    /// could not be written or read back.
+    pub(crate) fn spill(e: &std::io::Error) -> Self {
+        let dir = std::env::temp_dir();
+        IngestError::new(
+            &dir.display().to_string(),
+            None,
+            format!("cannot write or read a temporary file of spans: {e} (set TMPDIR to a directory with room)"),
+        )
+    }
+
     fn json(origin: &str, format: Format, e: &serde_json::Error) -> Self {
         let text = e.to_string();
         let text = match text.rfind(" at line ") {
@@ -179,15 +190,27 @@ pub fn read_spans(
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
+    read_spans_into(path, max_bytes, crate::trace::SpanBatch::default(), progress)
+}
+
+/// Like [`read_spans`], adding the spans to `batch`: a batch made with
+/// [`SpanBatch::spilling`](crate::trace::SpanBatch::spilling) holds a
+/// bounded number of spans in memory, whatever the input's size.
+pub fn read_spans_into(
+    path: Option<&Path>,
+    max_bytes: u64,
+    batch: crate::trace::SpanBatch,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let origin = origin_of(path);
     let cannot = |e: std::io::Error| IngestError::io(&origin, &e);
     match path {
         Some(p) => {
             let mut file = std::fs::File::open(p).map_err(cannot)?;
             let size = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-            read_spans_sized(&mut file, &origin, max_bytes, size, progress)
+            read_spans_sized(&mut file, &origin, max_bytes, size, batch, progress)
         }
-        None => read_spans_from(&mut std::io::stdin().lock(), &origin, max_bytes, progress),
+        None => read_spans_sized(&mut std::io::stdin().lock(), &origin, max_bytes, None, batch, progress),
     }
 }
 
@@ -198,18 +221,26 @@ pub fn read_spans_from(
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
-    read_spans_sized(reader, origin, max_bytes, None, progress)
+    read_spans_sized(
+        reader,
+        origin,
+        max_bytes,
+        None,
+        crate::trace::SpanBatch::default(),
+        progress,
+    )
 }
 
-/// [`read_spans_from`] with the input's size when it is known (a regular
-/// file): a format read whole gets one buffer of that size instead of one
-/// that doubles as it fills, which would briefly hold the input about three
-/// times.
+/// [`read_spans_into`] from any reader, with the input's size when it is
+/// known (a regular file): a format read whole gets one buffer of that size
+/// instead of one that doubles as it fills, which would briefly hold the
+/// input about three times.
 fn read_spans_sized(
     reader: &mut dyn Read,
     origin: &str,
     max_bytes: u64,
     size: Option<u64>,
+    mut batch: crate::trace::SpanBatch,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     let origin = origin.to_owned();
@@ -221,10 +252,10 @@ fn read_spans_sized(
     let format = sniff(&head, &origin)?;
     // Protobuf is told by its first two bytes: the head's answer holds.
     if format == Format::OtlpProtobuf {
-        return otlp::read_protobuf_spans(head, reader, &origin, max_bytes, progress);
+        return otlp::read_protobuf_into(head, reader, &origin, max_bytes, batch, progress);
     }
     if strip_bom(&head).first() != Some(&0x0a) {
-        return stream::read_json_spans(format, head, reader, &origin, max_bytes, size, progress);
+        return stream::read_json_spans(format, head, reader, &origin, max_bytes, size, batch, progress);
     }
     let mut bytes = head;
     if let Some(size) = size.filter(|&n| n <= max_bytes) {
@@ -242,12 +273,16 @@ fn read_spans_sized(
     }
     // Read as JSON block by block; what that refuses may be protobuf, which
     // the whole-payload parser tries next.
-    if let Ok(read) = json_spans(format, &bytes, &origin) {
-        return Ok(read);
-    }
-    let input = parse(&bytes, &origin)?;
-    drop(bytes);
-    Ok((crate::trace::normalize_events(input.events), input.stats))
+    let (spans, stats) = match json_spans(format, &bytes, &origin) {
+        Ok(read) => read,
+        Err(_) => {
+            let input = parse(&bytes, &origin)?;
+            drop(bytes);
+            (crate::trace::normalize_events(input.events), input.stats)
+        }
+    };
+    batch.append(spans).map_err(|e| IngestError::spill(&e))?;
+    Ok((batch, stats))
 }
 
 fn too_large(origin: &str, max_bytes: u64) -> IngestError {
@@ -398,7 +433,16 @@ pub fn json_spans(
         ));
     }
     let size = Some(body.len() as u64);
-    stream::read_json_spans(format, Vec::new(), &mut &*body, origin, u64::MAX, size, &mut |_| {})
+    stream::read_json_spans(
+        format,
+        Vec::new(),
+        &mut &*body,
+        origin,
+        u64::MAX,
+        size,
+        crate::trace::SpanBatch::default(),
+        &mut |_| {},
+    )
 }
 
 /// Parses one payload of any supported format into sanitized events.
@@ -581,7 +625,11 @@ mod tests {
     /// Spans of the whole-payload parser, normalized.
     fn whole(bytes: &[u8]) -> Vec<crate::trace::Span> {
         let parsed = parse(bytes, "t").unwrap();
-        crate::trace::normalize_events(parsed.events).into_iter().collect()
+        crate::trace::normalize_events(parsed.events)
+            .parts
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     fn same_spans(a: &crate::trace::SpanBatch, b: &[crate::trace::Span]) {

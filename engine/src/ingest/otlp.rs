@@ -67,7 +67,27 @@ pub fn read_protobuf_spans(
     max_bytes: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
-    read_protobuf_windows(head, reader, origin, max_bytes, progress, WINDOW_BYTES)
+    read_protobuf_into(
+        head,
+        reader,
+        origin,
+        max_bytes,
+        crate::trace::SpanBatch::default(),
+        progress,
+    )
+}
+
+/// Like [`read_protobuf_spans`], adding the spans to `batch` window by
+/// window (see [`crate::trace::SpanBatch::spilling`]).
+pub fn read_protobuf_into(
+    head: Vec<u8>,
+    reader: &mut dyn std::io::Read,
+    origin: &str,
+    max_bytes: u64,
+    batch: crate::trace::SpanBatch,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
+    read_protobuf_windows(head, reader, origin, max_bytes, batch, progress, WINDOW_BYTES)
 }
 
 fn read_protobuf_windows(
@@ -75,6 +95,7 @@ fn read_protobuf_windows(
     reader: &mut dyn std::io::Read,
     origin: &str,
     max_bytes: u64,
+    batch: crate::trace::SpanBatch,
     progress: &mut dyn FnMut(u64),
     window_bytes: usize,
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
@@ -87,7 +108,7 @@ fn read_protobuf_windows(
     let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
     let mut blocks = Blocks::new(head, reader, max_bytes, progress);
     blocks.skip_prefix(bom);
-    let mut spans = crate::trace::SpanBatch::default();
+    let mut spans = batch;
     let mut stats = IngestStats::default();
     loop {
         let more = match blocks.walk(window_bytes) {
@@ -109,7 +130,7 @@ fn read_protobuf_windows(
             Ok(())
         })?;
         drop(window);
-        spans.append(part);
+        spans.append(part).map_err(|e| IngestError::spill(&e))?;
         stats.add(part_stats);
         blocks.release();
         if !more {
@@ -664,6 +685,7 @@ mod tests {
             &mut Trickle(&bytes[2..]),
             "t",
             u64::MAX,
+            crate::trace::SpanBatch::default(),
             &mut |n| seen = n,
             1,
         );

@@ -106,14 +106,17 @@ struct Run {
 type Parsed = Result<(Vec<Span>, IngestStats), IngestError>;
 
 /// Parsed and normalized spans of a JSON trace file of `format` (native,
-/// Jaeger, Zipkin or OTLP/JSON) read from `reader`.
+/// Jaeger, Zipkin or OTLP/JSON) read from `reader`, added to `batch`.
 ///
 /// `head` holds bytes already read from the input (the sniffed prefix);
 /// `size` is the input's size when it is known: one of a single run is
 /// parsed on the calling thread, where starting workers would cost more
 /// than they save. Reading stops with an error past `max_bytes`.
 /// `progress` is called with the number of bytes read so far after every
-/// block.
+/// block. Runs join `batch` in input order as soon as they are parsed, so
+/// that a spilling batch (see [`SpanBatch::spilling`]) writes them out
+/// while the rest is read.
+#[allow(clippy::too_many_arguments)]
 pub fn read_json_spans(
     format: Format,
     mut head: Vec<u8>,
@@ -121,6 +124,7 @@ pub fn read_json_spans(
     origin: &str,
     max_bytes: u64,
     size: Option<u64>,
+    batch: SpanBatch,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(SpanBatch, IngestStats), IngestError> {
     // Enough bytes to tell a byte-order mark.
@@ -138,28 +142,18 @@ pub fn read_json_spans(
         max_bytes,
         progress,
     };
+    let mut joined = Joined {
+        batch,
+        stats: IngestStats::default(),
+        failed: None,
+    };
     if size.is_some_and(|n| n <= RUN_BYTES as u64) {
         let (_keep, no_buffers) = mpsc::channel();
         let mut templates = Interner::default();
-        let (mut parts, mut stats, mut failed) = (Vec::new(), IngestStats::default(), None);
-        let mut parse = |mut run: Run| match parse_run(&mut run, format, origin, &mut templates) {
-            Ok((part, part_stats)) => {
-                parts.push(part);
-                stats.add(part_stats);
-                true
-            }
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        };
+        let mut parse = |mut run: Run| joined.add(parse_run(&mut run, format, origin, &mut templates));
         let scanned = split(format, head, input, &mut parse, &no_buffers);
         // As with workers: a run's error comes before the scanner's.
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        scanned?;
-        return Ok((SpanBatch::from_parts(parts), stats));
+        return joined.finish(scanned);
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
     let (work_tx, work_rx) = mpsc::sync_channel::<Run>(workers * 2);
@@ -188,33 +182,65 @@ pub fn read_json_spans(
             });
         }
         drop((done_tx, recycle_tx));
+        // Parsed runs are joined in input order as they come, on a thread
+        // of their own, while the scanner reads on.
+        let joiner = s.spawn(move || {
+            let mut early: std::collections::BTreeMap<usize, Parsed> = std::collections::BTreeMap::new();
+            let mut next = 0;
+            for (index, result) in done_rx {
+                early.insert(index, result);
+                while let Some(result) = early.remove(&next) {
+                    next += 1;
+                    joined.add(result);
+                }
+            }
+            // Runs left waiting follow a gap: a worker stopped after an
+            // error in an earlier run, which is the answer.
+            joined
+        });
         let scanned = split(format, head, input, &mut |run| work_tx.send(run).is_ok(), &recycle_rx);
         drop(work_tx);
-        let mut runs: Vec<Option<Parsed>> = Vec::new();
-        for (index, result) in done_rx {
-            if runs.len() <= index {
-                runs.resize_with(index + 1, || None);
-            }
-            runs[index] = Some(result);
+        match joiner.join() {
+            Ok(joined) => joined.finish(scanned),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        // The first error in input order wins; a scanner error comes after
-        // every run it sent.
-        let mut parts = Vec::with_capacity(runs.len());
-        let mut stats = IngestStats::default();
-        for r in runs {
-            match r {
-                Some(Ok((part, part_stats))) => {
-                    parts.push(part);
-                    stats.add(part_stats);
+    })
+}
+
+/// Parsed runs joined in input order; the first error in input order wins.
+struct Joined {
+    batch: SpanBatch,
+    stats: IngestStats,
+    failed: Option<IngestError>,
+}
+
+impl Joined {
+    /// Adds the next run's result; false once something failed.
+    fn add(&mut self, result: Parsed) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        match result {
+            Ok((part, part_stats)) => {
+                self.stats.add(part_stats);
+                if let Err(e) = self.batch.push(part) {
+                    self.failed = Some(IngestError::spill(&e));
                 }
-                Some(Err(e)) => return Err(e),
-                // A worker stopped after an error in an earlier run.
-                None => break,
             }
+            Err(e) => self.failed = Some(e),
+        }
+        self.failed.is_none()
+    }
+
+    /// The batch, or the first error: a run's before the scanner's, which
+    /// comes after every run it sent.
+    fn finish(self, scanned: Result<(), IngestError>) -> Result<(SpanBatch, IngestStats), IngestError> {
+        if let Some(e) = self.failed {
+            return Err(e);
         }
         scanned?;
-        Ok((SpanBatch::from_parts(parts), stats))
-    })
+        Ok((self.batch, self.stats))
+    }
 }
 
 /// A serde error in text that starts at `start`, placed in the file.
@@ -681,6 +707,7 @@ mod tests {
                 "t.json",
                 u64::MAX,
                 size,
+                SpanBatch::default(),
                 &mut |_| {
                     calls += 1;
                 },
@@ -746,8 +773,17 @@ mod tests {
             (Format::OtlpJson, pretty_lines),
         ] {
             assert!(bytes.len() > 2 * RUN_BYTES, "{} bytes", bytes.len());
-            let (spans, stats) =
-                read_json_spans(format, Vec::new(), &mut &bytes[..], "t", u64::MAX, None, &mut |_| {}).unwrap();
+            let (spans, stats) = read_json_spans(
+                format,
+                Vec::new(),
+                &mut &bytes[..],
+                "t",
+                u64::MAX,
+                None,
+                SpanBatch::default(),
+                &mut |_| {},
+            )
+            .unwrap();
             let whole = crate::ingest::parse_format(format, &bytes, "t").unwrap();
             assert_eq!(stats, whole.stats);
             assert!(!spans.is_empty());
