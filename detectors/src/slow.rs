@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use perf_sentinel_engine::group::{bounds, distinct_params, finding_for_group, rank_index, with_timing};
+use perf_sentinel_engine::group::{distinct_params, finding_for_group, rank_index, timestamp_bounds, with_timing};
 use perf_sentinel_engine::registry::{BatchDetector, Settings};
+use perf_sentinel_engine::trace::CompactString;
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
 use crate::common::{SLOW_QUERY_MIN_OCCURRENCES, SLOW_QUERY_THRESHOLD_MS, as_usize, by_template};
@@ -70,13 +71,52 @@ pub fn detect(trace: &Trace, kind: EventKind, finding_type: &str, cfg: &SlowConf
 /// Slow spans of one kind grouped by template across all traces of a batch;
 /// reported when a template is slow in at least two traces.
 ///
-/// Only the spans over the threshold are kept (cloned, their names shared),
-/// so the batch's traces can be freed as they are observed.
+/// Of each span over the threshold only what the report needs is kept
+/// (duration, trace and span ids, timestamp: 72 bytes against a span's
+/// ~370), and the slowest span of each template whole, so the batch's
+/// traces can be freed as they are observed.
 pub struct SlowAcrossTraces {
     kind: EventKind,
     finding_type: &'static str,
     cfg: SlowConfig,
-    groups: BTreeMap<Arc<str>, Vec<Span>>,
+    groups: BTreeMap<Arc<str>, SlowGroup>,
+}
+
+/// One template's slow spans.
+struct SlowGroup {
+    entries: Vec<Slow>,
+    /// The greatest span on [`key`] (the last of equals), whole.
+    slowest: Span,
+}
+
+/// What is kept of a slow span.
+struct Slow {
+    duration_us: u64,
+    trace_id: Arc<str>,
+    span_id: CompactString,
+    timestamp: CompactString,
+}
+
+/// Slow spans are ordered by duration, then trace id, span id and timestamp.
+fn key(s: &Span) -> (u64, &str, &str, &str) {
+    let e = &s.event;
+    (e.duration_us, &e.trace_id, &e.span_id, &e.timestamp)
+}
+
+impl Slow {
+    fn new(s: &Span) -> Slow {
+        Slow {
+            duration_us: s.event.duration_us,
+            trace_id: Arc::clone(&s.event.trace_id),
+            span_id: s.event.span_id.clone(),
+            timestamp: s.event.timestamp.clone(),
+        }
+    }
+
+    /// As [`key`].
+    fn key(&self) -> (u64, &str, &str, &str) {
+        (self.duration_us, &self.trace_id, &self.span_id, &self.timestamp)
+    }
 }
 
 impl SlowAcrossTraces {
@@ -98,9 +138,18 @@ impl BatchDetector for SlowAcrossTraces {
             .filter(|s| s.kind() == self.kind && s.event.duration_us > self.cfg.threshold_us)
         {
             match self.groups.get_mut(&s.template) {
-                Some(g) => g.push(s.clone()),
+                Some(g) => {
+                    if key(s) >= key(&g.slowest) {
+                        g.slowest = s.clone();
+                    }
+                    g.entries.push(Slow::new(s));
+                }
                 None => {
-                    self.groups.insert(Arc::clone(&s.template), vec![s.clone()]);
+                    let group = SlowGroup {
+                        entries: vec![Slow::new(s)],
+                        slowest: s.clone(),
+                    };
+                    self.groups.insert(Arc::clone(&s.template), group);
                 }
             }
         }
@@ -113,53 +162,38 @@ impl BatchDetector for SlowAcrossTraces {
             cfg,
             groups,
         } = *self;
-        for (template, mut entries) in groups {
+        for (template, group) in groups {
+            let SlowGroup { mut entries, slowest } = group;
             if entries.len() < cfg.min_occurrences {
                 continue;
             }
-            let traces: BTreeSet<&str> = entries.iter().map(|s| &*s.event.trace_id).collect();
+            let traces: BTreeSet<&str> = entries.iter().map(|s| &*s.trace_id).collect();
             if traces.len() < 2 {
                 continue;
             }
             let trace_count = traces.len();
             drop(traces);
-            // Ties on duration are broken by trace and span id, never by input order.
-            entries.sort_by(|a, b| {
-                (
-                    a.event.duration_us,
-                    &a.event.trace_id,
-                    &a.event.span_id,
-                    &a.event.timestamp,
-                )
-                    .cmp(&(
-                        b.event.duration_us,
-                        &b.event.trace_id,
-                        &b.event.span_id,
-                        &b.event.timestamp,
-                    ))
-            });
+            entries.sort_by(|a, b| a.key().cmp(&b.key()));
             let n = entries.len();
-            let pct = |p| entries[rank_index(n, p)].event.duration_us;
+            let pct = |p| entries[rank_index(n, p)].duration_us;
             let (p50, p95, p99) = (pct(50), pct(95), pct(99));
             if p99 <= cfg.threshold_us {
                 continue;
             }
-            let Some(slowest) = entries.last() else {
-                continue;
-            };
+            let slowest = &slowest;
             let mut f = finding_for_group(
                 finding_type,
                 cfg.severity(slowest.event.duration_us),
                 &template,
                 &[slowest],
             );
-            let b = bounds(entries.iter());
+            let b = timestamp_bounds(entries.iter().map(|s| s.timestamp.as_str()));
             f.pattern.occurrences = n as u64;
             f.pattern.distinct_params = 0;
             f.pattern.window_ms = b.window_ms;
             f.first_timestamp = b.first_timestamp;
             f.last_timestamp = b.last_timestamp;
-            f.span_ids = entries.iter().map(|s| s.event.span_id.as_str().to_owned()).collect();
+            f.span_ids = entries.iter().map(|s| s.span_id.as_str().to_owned()).collect();
             f.suggestion = format!(
                 "cross-trace analysis: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms over {n} slow executions in {trace_count} traces: {}",
                 p50 as f64 / 1000.0,

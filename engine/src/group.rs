@@ -18,7 +18,12 @@ pub struct Bounds {
 /// Lexicographic min and max of the spans' timestamps, and the window between
 /// them. One span, or a timestamp that does not parse, gives a 0 window.
 pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
-    let mut it = spans.into_iter();
+    timestamp_bounds(spans.into_iter().map(|s| s.event.timestamp.as_str()))
+}
+
+/// [`bounds`] of timestamps kept without their spans.
+pub fn timestamp_bounds<'a>(timestamps: impl IntoIterator<Item = &'a str>) -> Bounds {
+    let mut it = timestamps.into_iter();
     let Some(first) = it.next() else {
         return Bounds {
             first_timestamp: String::new(),
@@ -26,13 +31,13 @@ pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
             window_ms: 0,
         };
     };
-    let (mut min, mut max) = (&first.event.timestamp, &first.event.timestamp);
-    for s in it {
-        if s.event.timestamp < *min {
-            min = &s.event.timestamp;
+    let (mut min, mut max) = (first, first);
+    for t in it {
+        if t < min {
+            min = t;
         }
-        if s.event.timestamp > *max {
-            max = &s.event.timestamp;
+        if t > max {
+            max = t;
         }
     }
     let window_ms = match (parse_timestamp(min), parse_timestamp(max)) {
@@ -40,8 +45,8 @@ pub fn bounds<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Bounds {
         _ => 0,
     };
     Bounds {
-        first_timestamp: min.as_str().to_owned(),
-        last_timestamp: max.as_str().to_owned(),
+        first_timestamp: min.to_owned(),
+        last_timestamp: max.to_owned(),
         window_ms,
     }
 }
