@@ -23,7 +23,8 @@ pub const DAEMON_SECTIONS: &[&str] = &[
     "daemon.archive",
 ];
 
-/// Environment variables of the batch commands (`analyze`, `diff`).
+/// Environment variables of the commands that read trace files (`analyze`,
+/// `explain`, `diff`).
 pub const BATCH_ENVIRONMENT: &str = "Environment:\n  \
     PERF_SENTINEL_SPILL_SPANS  spans held in memory before they are sorted by trace id\n  \
     \x20                          into a temporary file and merged back later (default\n  \
@@ -113,9 +114,11 @@ pub fn command() -> clap::Command {
             tunables_help(&schema, DAEMON_SECTIONS),
             EXAMPLES[1].1
         );
+        let explain = format!("{BATCH_ENVIRONMENT}{}", EXAMPLES[2].1);
         let diff = format!("{BATCH_ENVIRONMENT}{}", EXAMPLES[3].1);
         cmd = cmd
             .mut_subcommand("analyze", |c| c.after_long_help(batch))
+            .mut_subcommand("explain", |c| c.after_long_help(explain))
             .mut_subcommand("diff", |c| c.after_long_help(diff))
             .mut_subcommand("watch", |c| c.after_long_help(daemon));
     }

@@ -367,19 +367,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = load_config(e.config.as_deref())?;
             let cap = perf_sentinel_engine::config::max_input_size(&config);
             let engine = Engine::new(config)?;
-            let (spans, _) = ingest::read_spans(Some(&e.input), cap, &mut |_| {})?;
-            let traces = perf_sentinel_engine::trace::group_spans(spans)?;
-            let Some(trace) = traces.iter().find(|t| t.trace_id == e.trace_id) else {
-                let ids: Vec<&str> = traces.iter().take(20).map(|t| t.trace_id.as_str()).collect();
+            let (spans, _) = ingest::read_spans_into(Some(&e.input), cap, span_batch()?, &mut |_| {})?;
+            // Traces one at a time: a file larger than memory is searched
+            // in the spans budget.
+            let (mut count, mut first) = (0usize, Vec::new());
+            let mut found = None;
+            for trace in spans.into_traces().context("reading back the temporary span files")? {
+                let trace = trace.context("reading back the temporary span files")?;
+                if trace.trace_id == e.trace_id {
+                    found = Some(trace);
+                    break;
+                }
+                count += 1;
+                if first.len() < 20 {
+                    first.push(trace.trace_id);
+                }
+            }
+            let Some(trace) = found else {
                 anyhow::bail!(
                     "{}: no trace with id `{}`; {} traces, the first {}: {}",
                     e.input.display(),
                     e.trace_id,
-                    traces.len(),
-                    ids.len(),
-                    ids.join(", ")
+                    count,
+                    first.len(),
+                    first.join(", ")
                 );
             };
+            let trace = &trace;
             // Per-trace detectors only: the cross-trace pass needs a batch.
             let analysis = engine.analyze(std::slice::from_ref(trace), perf_sentinel_engine::Confidence::CiBatch);
             let explanation = perf_sentinel_engine::explain::explain(trace, &analysis.findings);

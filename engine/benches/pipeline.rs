@@ -205,6 +205,41 @@ fn benches(c: &mut Criterion) {
     g.bench_function("group_traces", |b| {
         b.iter_batched(|| events.clone(), trace::group_traces, BatchSize::LargeInput)
     });
+    // Grouping through temporary files, as `analyze` does past its spans
+    // budget: normalized spans sorted out in runs of a quarter of the
+    // dataset, then merged back into traces.
+    let spans: Vec<trace::Span> = {
+        let mut templates = Interner::default();
+        events
+            .iter()
+            .cloned()
+            .map(|e| trace::Span::new(e, &mut templates))
+            .collect()
+    };
+    g.bench_function("group_spans_held", |b| {
+        b.iter_batched(
+            || trace::SpanBatch::from(spans.clone()),
+            |batch| trace::group_spans(batch).expect("held in memory"),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("group_spans_spilled", |b| {
+        b.iter_batched(
+            || spans.clone(),
+            |spans| {
+                let mut batch = trace::SpanBatch::spilling(spans.len().div_ceil(4));
+                for part in spans.chunks(1024) {
+                    batch.push(part.to_vec()).expect("temporary file written");
+                }
+                batch
+                    .into_traces()
+                    .expect("temporary files read")
+                    .collect::<std::io::Result<Vec<_>>>()
+                    .expect("temporary files read")
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 
     let traces = trace::group_traces(events.clone());

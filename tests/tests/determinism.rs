@@ -193,6 +193,22 @@ fn spilling_spans_to_temporary_files_changes_nothing() {
         }
     }
 
+    // `explain` finds a trace among the merged ones as among those held.
+    let explain = |budget: &str| {
+        let out = Command::new(perf_sentinel_tests::bin())
+            .current_dir(dir.path())
+            .args(["explain", "--config", "big.toml", "--input", "spread.json"])
+            .args(["--trace-id", "trace-demo-nplus-sql-117", "--format", "json"])
+            .env("PERF_SENTINEL_SPILL_SPANS", budget)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", perf_sentinel_tests::stderr(&out));
+        out.stdout
+    };
+    let held = explain("0");
+    assert!(String::from_utf8_lossy(&held).contains("n_plus_one_sql"));
+    assert!(held == explain("700"));
+
     // The files really are written: where they cannot be, the run stops
     // with exit 2 and says where and what to do.
     let nowhere = dir.join("no-such-dir");
