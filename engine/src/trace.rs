@@ -244,6 +244,8 @@ pub struct SpanBatch {
 struct Spilled {
     budget: usize,
     runs: Vec<crate::spill::Run>,
+    /// The last run, while a thread of its own writes it.
+    writing: Option<std::thread::JoinHandle<std::io::Result<crate::spill::Run>>>,
     spans: usize,
     unparseable: usize,
 }
@@ -253,9 +255,21 @@ impl Spilled {
         Box::new(Spilled {
             budget,
             runs: Vec::new(),
+            writing: None,
             spans: 0,
             unparseable: 0,
         })
+    }
+
+    /// Waits for the run being written, if any.
+    fn settle(&mut self) -> std::io::Result<()> {
+        if let Some(writing) = self.writing.take() {
+            match writing.join() {
+                Ok(run) => self.runs.push(run?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -293,6 +307,10 @@ impl SpanBatch {
     }
 
     /// Writes the spans held out as one run.
+    /// The run is written on a thread of its own while the batch fills
+    /// again (one run at a time: the previous one is waited for first), so
+    /// a reader that fills the batch from one thread does not wait for the
+    /// disk.
     fn write_out(&mut self) -> std::io::Result<()> {
         let Some(spill) = self.spill.as_mut() else {
             return Ok(());
@@ -300,22 +318,40 @@ impl SpanBatch {
         if self.held == 0 {
             return Ok(());
         }
-        spill.runs.push(crate::spill::write_run(&self.parts)?);
+        spill.settle()?;
+        let parts = std::mem::take(&mut self.parts);
         spill.spans += self.held;
-        spill.unparseable += unparseable(&self.parts);
-        self.parts.clear();
+        spill.unparseable += unparseable(&parts);
         self.held = 0;
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Vec<Span>>>();
+        let spawned = std::thread::Builder::new()
+            .name("span-spill".into())
+            .spawn(move || match rx.recv() {
+                Ok(parts) => crate::spill::write_run(&parts),
+                Err(_) => Err(std::io::Error::other("no spans to write")),
+            });
+        match spawned {
+            Ok(writing) => {
+                // The thread exists: the spans go to it.
+                let _ = tx.send(parts);
+                spill.writing = Some(writing);
+            }
+            // No thread to be had: written here instead.
+            Err(_) => spill.runs.push(crate::spill::write_run(&parts)?),
+        }
         Ok(())
     }
 
     /// Adds `other`'s spans after these.
     pub fn append(&mut self, mut other: SpanBatch) -> std::io::Result<()> {
-        if let Some(theirs) = other.spill.take() {
+        if let Some(mut theirs) = other.spill.take() {
             // Their runs come after ours: what this batch holds goes out first.
+            theirs.settle()?;
             let budget = theirs.budget;
             self.spill.get_or_insert_with(|| Spilled::new(budget));
             self.write_out()?;
             if let Some(ours) = self.spill.as_mut() {
+                ours.settle()?;
                 ours.runs.extend(theirs.runs);
                 ours.spans += theirs.spans;
                 ours.unparseable += theirs.unparseable;
@@ -338,7 +374,9 @@ impl SpanBatch {
 
     /// Whether some spans were written out to temporary files.
     pub fn spilled(&self) -> bool {
-        self.spill.as_ref().is_some_and(|s| !s.runs.is_empty())
+        self.spill
+            .as_ref()
+            .is_some_and(|s| !s.runs.is_empty() || s.writing.is_some())
     }
 
     /// How many spans have a timestamp that does not parse.
@@ -361,7 +399,11 @@ impl SpanBatch {
             return Ok(Traces(TracesFrom::Held(group_parts(self.parts).into_iter())));
         }
         self.write_out()?;
-        let runs = self.spill.map(|s| s.runs).unwrap_or_default();
+        let mut runs = Vec::new();
+        if let Some(mut spill) = self.spill.take() {
+            spill.settle()?;
+            runs = spill.runs;
+        }
         Ok(Traces(TracesFrom::Merged(crate::spill::Merged::new(runs)?)))
     }
 }
