@@ -50,7 +50,14 @@ const SAME_SCOPES: u16 = 1 << 13;
 pub(crate) struct Run {
     file: File,
     spans: usize,
+    /// How many merges the run went through: 0 when written from memory.
+    pub(crate) level: u32,
 }
+
+/// How many runs of one level are merged into one of the next, so that a
+/// batch keeps at most this many files open per level whatever its size
+/// and budget.
+pub(crate) const FAN_IN: usize = 64;
 
 /// Writes the spans of `parts` (in input order) to a new temporary file,
 /// sorted by trace id; the spans of one trace keep their order.
@@ -59,38 +66,84 @@ pub(crate) fn write_run(parts: &[Vec<Span>]) -> io::Result<Run> {
     // not each span. Stable, so that equal trace ids keep their input order.
     let mut segments: Vec<&[Span]> = parts.iter().flat_map(|p| same_trace_runs(p)).collect();
     segments.sort_by(|a, b| a[0].event.trace_id.cmp(&b[0].event.trace_id));
-    let mut file = tempfile::tempfile()?;
-    let mut out = BufWriter::with_capacity(BUFFER, &mut file);
-    let mut writer = Writer::default();
-    let mut spans = 0;
+    let mut out = RunWriter::new()?;
     for span in segments.into_iter().flatten() {
-        writer.record.clear();
-        writer.span(span);
-        let mut len = Vec::with_capacity(10);
-        number(&mut len, writer.record.len() as u64);
-        out.write_all(&len)?;
-        out.write_all(&writer.record)?;
-        spans += 1;
+        out.span(span)?;
     }
-    out.flush()?;
-    drop(out);
-    file.seek(SeekFrom::Start(0))?;
-    Ok(Run { file, spans })
+    out.finish(0)
+}
+
+/// Merges `runs` (in input order) into one run of the next level: the same
+/// spans, sorted by trace id, each trace's spans in input order.
+pub(crate) fn merge_runs(runs: Vec<Run>) -> io::Result<Run> {
+    let level = runs.iter().map(|r| r.level).max().unwrap_or(0) + 1;
+    let mut merged = Merged::new(runs)?;
+    merged.order = false;
+    let mut out = RunWriter::new()?;
+    for trace in merged {
+        for span in &trace?.spans {
+            out.span(span)?;
+        }
+    }
+    out.finish(level)
+}
+
+/// A run being written: each span one length-prefixed record.
+struct RunWriter {
+    out: BufWriter<File>,
+    writer: Writer,
+    head: Vec<u8>,
+    spans: usize,
+}
+
+impl RunWriter {
+    fn new() -> io::Result<RunWriter> {
+        Ok(RunWriter {
+            out: BufWriter::with_capacity(BUFFER, tempfile::tempfile()?),
+            writer: Writer::default(),
+            head: Vec::with_capacity(10),
+            spans: 0,
+        })
+    }
+
+    fn span(&mut self, span: &Span) -> io::Result<()> {
+        self.writer.record.clear();
+        self.writer.span(span);
+        self.head.clear();
+        number(&mut self.head, self.writer.record.len() as u64);
+        self.out.write_all(&self.head)?;
+        self.out.write_all(&self.writer.record)?;
+        self.spans += 1;
+        Ok(())
+    }
+
+    fn finish(self, level: u32) -> io::Result<Run> {
+        let mut file = self.out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Run {
+            file,
+            spans: self.spans,
+            level,
+        })
+    }
 }
 
 /// Encodes spans one record at a time.
 #[derive(Default)]
-struct Writer<'a> {
+struct Writer {
     record: Vec<u8>,
-    /// Names by the address and length of their text: the spans written
-    /// are all alive, so an address names one text (equal texts at two
-    /// addresses only take two numbers).
+    /// Names by the address and length of their text. Every text named is
+    /// held in `pinned` while its number stands, so that no other text can
+    /// take its address meanwhile (equal texts at two addresses only take
+    /// two numbers).
     names: foldhash::HashMap<(usize, usize), u32>,
-    last: Option<&'a SpanRecord>,
+    pinned: Vec<Arc<str>>,
+    last_trace: Option<Arc<str>>,
+    last_scopes: Option<Arc<[Arc<str>]>>,
 }
 
-impl<'a> Writer<'a> {
-    fn span(&mut self, span: &'a Span) {
+impl Writer {
+    fn span(&mut self, span: &Span) {
         let e = &span.event;
         let mut flags = 0;
         let mut set = |bit: u16, on: bool| {
@@ -98,11 +151,15 @@ impl<'a> Writer<'a> {
                 flags |= bit;
             }
         };
-        let last = self.last;
-        set(
-            SAME_TRACE,
-            last.is_some_and(|l| Arc::ptr_eq(&l.trace_id, &e.trace_id) || l.trace_id == e.trace_id),
-        );
+        let same_trace = self
+            .last_trace
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, &e.trace_id) || *l == e.trace_id);
+        let same_scopes = self
+            .last_scopes
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, &e.instrumentation_scopes) || *l == e.instrumentation_scopes);
+        set(SAME_TRACE, same_trace);
         set(PARENT, e.parent_span_id.is_some());
         set(REGION, e.cloud_region.is_some());
         set(STATUS, e.status_code.is_some());
@@ -115,16 +172,11 @@ impl<'a> Writer<'a> {
         set(HOST, e.host.is_some());
         set(VERB, e.verb.is_some());
         set(HTTP, e.kind == EventKind::HttpOut);
-        set(
-            SAME_SCOPES,
-            last.is_some_and(|l| {
-                Arc::ptr_eq(&l.instrumentation_scopes, &e.instrumentation_scopes)
-                    || l.instrumentation_scopes == e.instrumentation_scopes
-            }),
-        );
+        set(SAME_SCOPES, same_scopes);
         self.record.extend_from_slice(&flags.to_le_bytes());
-        if flags & SAME_TRACE == 0 {
+        if !same_trace {
             text(&mut self.record, &e.trace_id);
+            self.last_trace = Some(Arc::clone(&e.trace_id));
         }
         text(&mut self.record, &e.timestamp);
         text(&mut self.record, &e.span_id);
@@ -157,11 +209,12 @@ impl<'a> Writer<'a> {
         if let Some(n) = &e.code_namespace {
             self.name(n);
         }
-        if flags & SAME_SCOPES == 0 {
+        if !same_scopes {
             number(&mut self.record, e.instrumentation_scopes.len() as u64);
             for s in e.instrumentation_scopes.iter() {
                 self.name(s);
             }
+            self.last_scopes = Some(Arc::clone(&e.instrumentation_scopes));
         }
         if let Some(n) = e.start_unix_nanos {
             self.record.extend_from_slice(&n.to_le_bytes());
@@ -170,25 +223,33 @@ impl<'a> Writer<'a> {
             self.name(h);
         }
         if let Some(v) = e.verb {
-            self.name(v);
+            // A static text: its address is never another's.
+            self.name_at(v, None);
         }
         self.name(&span.template);
         number(&mut self.record, u64::from(span.params.count));
         self.record.extend_from_slice(&span.params.hash.to_le_bytes());
-        self.last = Some(e);
+    }
+
+    fn name(&mut self, s: &Arc<str>) {
+        self.name_at(s, Some(s));
     }
 
     /// A name: its number if this run gave it one, else 0 and its text.
-    fn name(&mut self, s: &'a str) {
+    fn name_at(&mut self, s: &str, pin: Option<&Arc<str>>) {
         let key = (s.as_ptr() as usize, s.len());
         if let Some(&n) = self.names.get(&key) {
             return number(&mut self.record, u64::from(n) + 1);
         }
         if self.names.len() == NAMES {
             self.names.clear();
+            self.pinned.clear();
         }
         let n = self.names.len() as u32;
         self.names.insert(key, n);
+        if let Some(pin) = pin {
+            self.pinned.push(Arc::clone(pin));
+        }
         number(&mut self.record, 0);
         text(&mut self.record, s);
     }
@@ -446,6 +507,9 @@ pub(crate) struct Merged {
     /// Runs by their next span's trace id; equal ids in run order, which
     /// is input order.
     queue: BinaryHeap<Reverse<(Arc<str>, usize)>>,
+    /// Whether each trace's spans are ordered as grouping orders them
+    /// (false: input order, to write a merged run).
+    order: bool,
     failed: bool,
 }
 
@@ -455,6 +519,7 @@ impl Merged {
             readers: runs.into_iter().map(Reader::new).collect(),
             heads: Vec::new(),
             queue: BinaryHeap::new(),
+            order: true,
             failed: false,
         };
         for r in 0..merged.readers.len() {
@@ -496,7 +561,9 @@ impl Merged {
             };
             self.take(r, &id, &mut spans)?;
         }
-        order_spans(&mut spans);
+        if self.order {
+            order_spans(&mut spans);
+        }
         Ok(Some(Trace {
             trace_id: String::from(&*id),
             spans,
@@ -645,6 +712,47 @@ mod tests {
     }
 
     #[test]
+    fn runs_past_the_fan_in_are_merged_and_give_the_same_traces() {
+        // One run per part: 700 runs, merged 64 at a time into 10 runs of
+        // the next level, with at most 63 of the first level beside them.
+        let parts = parts(4900, 300, 7);
+        let held = group_spans(SpanBatch::from_parts(parts.clone())).unwrap();
+        let mut batch = SpanBatch::spilling(1);
+        let mut most = 0;
+        for p in parts {
+            batch.push(p).unwrap();
+            most = most.max(batch.files());
+        }
+        assert!(most <= 2 * FAN_IN, "{most} files open for 700 runs");
+        let merged: Vec<Trace> = batch.into_traces().unwrap().collect::<io::Result<_>>().unwrap();
+        same(&merged, &held);
+    }
+
+    #[test]
+    fn appended_batches_keep_their_order() {
+        // Spilled, held and spilled again: the result is that of every
+        // span grouped in memory, in the order appended.
+        let all = parts(3000, 120, 100);
+        let held = group_spans(SpanBatch::from_parts(all.clone())).unwrap();
+        let (a, rest) = all.split_at(10);
+        let (b, c) = rest.split_at(5);
+        let mut first = SpanBatch::spilling(250);
+        for p in a {
+            first.push(p.clone()).unwrap();
+        }
+        let second = SpanBatch::from_parts(b.to_vec());
+        let mut third = SpanBatch::spilling(400);
+        for p in c {
+            third.push(p.clone()).unwrap();
+        }
+        first.append(second).unwrap();
+        first.append(third).unwrap();
+        assert_eq!(first.len(), 3000);
+        let merged: Vec<Trace> = first.into_traces().unwrap().collect::<io::Result<_>>().unwrap();
+        same(&merged, &held);
+    }
+
+    #[test]
     fn a_damaged_run_is_an_error_not_a_panic() {
         let parts = parts(200, 5, 200);
         let run = write_run(&parts).unwrap();
@@ -655,7 +763,11 @@ mod tests {
             original.seek(SeekFrom::Start(0)).unwrap();
             io::copy(&mut original.take(cut), &mut copy).unwrap();
             copy.seek(SeekFrom::Start(0)).unwrap();
-            let mut merged = match Merged::new(vec![Run { file: copy, spans: 200 }]) {
+            let mut merged = match Merged::new(vec![Run {
+                file: copy,
+                spans: 200,
+                level: 0,
+            }]) {
                 Ok(m) => m,
                 Err(_) => continue,
             };

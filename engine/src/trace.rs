@@ -265,9 +265,26 @@ impl Spilled {
     fn settle(&mut self) -> std::io::Result<()> {
         if let Some(writing) = self.writing.take() {
             match writing.join() {
-                Ok(run) => self.runs.push(run?),
+                Ok(run) => self.add(run?)?,
                 Err(panic) => std::panic::resume_unwind(panic),
             }
+        }
+        Ok(())
+    }
+
+    /// Adds a run after the others; whenever the last
+    /// [`FAN_IN`](crate::spill::FAN_IN) runs are of one level, they are
+    /// merged into one of the next, so that the files open stay few.
+    fn add(&mut self, run: crate::spill::Run) -> std::io::Result<()> {
+        use crate::spill::FAN_IN;
+        self.runs.push(run);
+        while let Some(last) = self.runs.last().map(|r| r.level) {
+            let n = self.runs.len();
+            if n < FAN_IN || self.runs[n - FAN_IN..].iter().any(|r| r.level != last) {
+                break;
+            }
+            let tail: Vec<crate::spill::Run> = self.runs.drain(n - FAN_IN..).collect();
+            self.runs.push(crate::spill::merge_runs(tail)?);
         }
         Ok(())
     }
@@ -337,7 +354,7 @@ impl SpanBatch {
                 spill.writing = Some(writing);
             }
             // No thread to be had: written here instead.
-            Err(_) => spill.runs.push(crate::spill::write_run(&parts)?),
+            Err(_) => spill.add(crate::spill::write_run(&parts)?)?,
         }
         Ok(())
     }
@@ -352,7 +369,9 @@ impl SpanBatch {
             self.write_out()?;
             if let Some(ours) = self.spill.as_mut() {
                 ours.settle()?;
-                ours.runs.extend(theirs.runs);
+                for run in theirs.runs {
+                    ours.add(run)?;
+                }
                 ours.spans += theirs.spans;
                 ours.unparseable += theirs.unparseable;
             }
@@ -377,6 +396,14 @@ impl SpanBatch {
         self.spill
             .as_ref()
             .is_some_and(|s| !s.runs.is_empty() || s.writing.is_some())
+    }
+
+    /// How many temporary files the batch has open.
+    #[cfg(test)]
+    pub(crate) fn files(&self) -> usize {
+        self.spill
+            .as_ref()
+            .map_or(0, |s| s.runs.len() + usize::from(s.writing.is_some()))
     }
 
     /// How many spans have a timestamp that does not parse.
