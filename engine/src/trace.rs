@@ -323,11 +323,10 @@ impl SpanBatch {
         }
     }
 
-    /// Writes the spans held out as one run.
-    /// The run is written on a thread of its own while the batch fills
-    /// again (one run at a time: the previous one is waited for first), so
-    /// a reader that fills the batch from one thread does not wait for the
-    /// disk.
+    /// Writes the spans held out as one run, on a thread of its own while
+    /// the batch fills again (one run at a time: the previous one is waited
+    /// for first), so that a reader filling the batch from one thread does
+    /// not wait for the disk.
     fn write_out(&mut self) -> std::io::Result<()> {
         let Some(spill) = self.spill.as_mut() else {
             return Ok(());
