@@ -115,11 +115,19 @@ impl IngestError {
     /// A temporary file of spans (see [`crate::trace::SpanBatch::spilling`])
     /// could not be written or read back.
     pub(crate) fn spill(e: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
         let dir = std::env::temp_dir();
+        let hint = match e.kind() {
+            ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::StorageFull
+            | ErrorKind::ReadOnlyFilesystem => " (set TMPDIR to a writable directory with room)",
+            _ => "",
+        };
         IngestError::new(
             &dir.display().to_string(),
             None,
-            format!("cannot write or read a temporary file of spans: {e} (set TMPDIR to a directory with room)"),
+            format!("cannot write or read a temporary file of spans: {e}{hint}"),
         )
     }
 
