@@ -695,19 +695,28 @@ mod tests {
         }
     }
 
+    /// A batch with `budget` that `parts` were pushed into.
+    fn spilling(parts: &[Vec<Span>], budget: usize) -> SpanBatch {
+        let mut batch = SpanBatch::spilling(budget);
+        for p in parts {
+            batch.push(p.clone()).unwrap();
+        }
+        batch
+    }
+
+    fn traces_of(batch: SpanBatch) -> Vec<Trace> {
+        batch.into_traces().unwrap().collect::<io::Result<_>>().unwrap()
+    }
+
     #[test]
     fn merged_runs_give_the_traces_of_grouping_in_memory() {
         for (traces, per_part, budget) in [(1, 50, 100), (40, 130, 400), (500, 97, 1000), (3000, 64, 256)] {
             let parts = parts(4000, traces, per_part);
             let held = group_spans(SpanBatch::from_parts(parts.clone())).unwrap();
-            let mut batch = SpanBatch::spilling(budget);
-            for p in parts {
-                batch.push(p).unwrap();
-            }
+            let batch = spilling(&parts, budget);
             assert!(batch.spilled(), "{traces} traces, budget {budget}");
             assert_eq!(batch.len(), 4000);
-            let merged: Vec<Trace> = batch.into_traces().unwrap().collect::<io::Result<_>>().unwrap();
-            same(&merged, &held);
+            same(&traces_of(batch), &held);
         }
     }
 
@@ -724,8 +733,7 @@ mod tests {
             most = most.max(batch.files());
         }
         assert!(most <= 2 * FAN_IN, "{most} files open for 700 runs");
-        let merged: Vec<Trace> = batch.into_traces().unwrap().collect::<io::Result<_>>().unwrap();
-        same(&merged, &held);
+        same(&traces_of(batch), &held);
     }
 
     #[test]
@@ -736,20 +744,11 @@ mod tests {
         let held = group_spans(SpanBatch::from_parts(all.clone())).unwrap();
         let (a, rest) = all.split_at(10);
         let (b, c) = rest.split_at(5);
-        let mut first = SpanBatch::spilling(250);
-        for p in a {
-            first.push(p.clone()).unwrap();
-        }
-        let second = SpanBatch::from_parts(b.to_vec());
-        let mut third = SpanBatch::spilling(400);
-        for p in c {
-            third.push(p.clone()).unwrap();
-        }
-        first.append(second).unwrap();
-        first.append(third).unwrap();
+        let mut first = spilling(a, 250);
+        first.append(SpanBatch::from_parts(b.to_vec())).unwrap();
+        first.append(spilling(c, 400)).unwrap();
         assert_eq!(first.len(), 3000);
-        let merged: Vec<Trace> = first.into_traces().unwrap().collect::<io::Result<_>>().unwrap();
-        same(&merged, &held);
+        same(&traces_of(first), &held);
     }
 
     #[test]
