@@ -267,10 +267,9 @@ impl Engine {
     /// gave.
     pub fn analyze_stream<E>(
         &self,
-        traces: impl Iterator<Item = Result<Trace, E>>,
+        mut traces: impl Iterator<Item = Result<Trace, E>>,
         confidence: Confidence,
     ) -> Result<(Analysis, usize), E> {
-        let mut traces = traces;
         let mut run = BatchRun::new(self);
         let mut next_slice = || -> Result<Vec<Trace>, E> { traces.by_ref().take(OWNED_SLICE_TRACES).collect() };
         let first = next_slice()?;
@@ -439,15 +438,13 @@ impl Engine {
     /// `findings` (and out of the quality gate) first.
     pub fn report_with(&self, events: Vec<SpanEvent>, stats: IngestStats, acks: Option<&Acknowledgments>) -> Report {
         let spans = crate::trace::normalize_events(events);
-        let events_processed = spans.len() as u64;
-        let unparseable = spans.unparseable_timestamps() as u64;
+        let counts = (spans.len() as u64, spans.unparseable_timestamps() as u64);
         // Never spilled: normalized here, in memory.
-        let traces = crate::trace::group_parts(spans.parts);
-        let trace_count = traces.len() as u64;
-        let analysis = self.analyze_owned(traces, Confidence::CiBatch);
-        let mut report = self.report_from(analysis, events_processed, trace_count, stats, acks);
-        report.analysis.events_with_unparseable_timestamp = unparseable;
-        report
+        let traces = crate::trace::group_parts(spans.parts).into_iter();
+        match self.report_traces(traces.map(Ok::<Trace, std::convert::Infallible>), counts, stats, acks) {
+            Ok(report) => report,
+            Err(never) => match never {},
+        }
     }
 
     /// Like [`Engine::report_with`], for spans already normalized (as
@@ -460,12 +457,23 @@ impl Engine {
         stats: IngestStats,
         acks: Option<&Acknowledgments>,
     ) -> Result<Report, crate::ingest::IngestError> {
-        let events_processed = spans.len() as u64;
-        let unparseable = spans.unparseable_timestamps() as u64;
+        let counts = (spans.len() as u64, spans.unparseable_timestamps() as u64);
         let spill_error = |e: std::io::Error| crate::ingest::IngestError::spill(&e);
         let traces = spans.into_traces().map_err(spill_error)?;
-        let (analysis, trace_count) = self.analyze_stream(traces, Confidence::CiBatch).map_err(spill_error)?;
-        let mut report = self.report_from(analysis, events_processed, trace_count as u64, stats, acks);
+        self.report_traces(traces, counts, stats, acks).map_err(spill_error)
+    }
+
+    /// Analyzes `traces` into a batch report; `counts` are the batch's
+    /// events and those with a timestamp that does not parse.
+    fn report_traces<E>(
+        &self,
+        traces: impl Iterator<Item = Result<Trace, E>>,
+        (events, unparseable): (u64, u64),
+        stats: IngestStats,
+        acks: Option<&Acknowledgments>,
+    ) -> Result<Report, E> {
+        let (analysis, trace_count) = self.analyze_stream(traces, Confidence::CiBatch)?;
+        let mut report = self.report_from(analysis, events, trace_count as u64, stats, acks);
         report.analysis.events_with_unparseable_timestamp = unparseable;
         Ok(report)
     }

@@ -425,35 +425,35 @@ fn decode(
         true => Some(CompactString::new(c.text()?)),
         false => None,
     };
-    let mut name_if = |c: &mut Cursor<'_>, present: bool| match present {
+    let name_if = |c: &mut Cursor<'_>, names: &mut Vec<Arc<str>>, present: bool| match present {
         true => name(c, names).map(Some),
         false => Ok(None),
     };
-    let service = name_if(c, true)?.unwrap_or_default();
-    let cloud_region = name_if(c, has(REGION))?;
-    let operation = name_if(c, true)?.unwrap_or_default();
+    let service = name(c, names)?;
+    let cloud_region = name_if(c, names, has(REGION))?;
+    let operation = name(c, names)?;
     let duration_us = c.number()?;
-    let endpoint = name_if(c, true)?.unwrap_or_default();
-    let method = name_if(c, true)?.unwrap_or_default();
+    let endpoint = name(c, names)?;
+    let method = name(c, names)?;
     let status_code = match has(STATUS) {
         true => Some(u16::try_from(c.number()?).map_err(|_| corrupt("status code"))?),
         false => None,
     };
     let response_size_bytes = if has(RESPONSE_SIZE) { Some(c.number()?) } else { None };
-    let code_function = name_if(c, has(FUNCTION))?;
-    let code_filepath = name_if(c, has(FILEPATH))?;
+    let code_function = name_if(c, names, has(FUNCTION))?;
+    let code_filepath = name_if(c, names, has(FILEPATH))?;
     let code_lineno = match has(LINENO) {
         true => Some(u32::try_from(c.number()?).map_err(|_| corrupt("line number"))?),
         false => None,
     };
-    let code_namespace = name_if(c, has(NAMESPACE))?;
+    let code_namespace = name_if(c, names, has(NAMESPACE))?;
     let instrumentation_scopes = match (&*scopes, has(SAME_SCOPES)) {
         (Some(s), true) => Arc::clone(s),
         (None, true) => return Err(corrupt("scopes repeated before any")),
         (_, false) => {
             let n = c.number()?;
             let list = (0..n)
-                .map(|_| name_if(c, true).map(Option::unwrap_or_default))
+                .map(|_| name(c, names))
                 .collect::<io::Result<Arc<[Arc<str>]>>>()?;
             *scopes = Some(Arc::clone(&list));
             list
@@ -463,12 +463,12 @@ fn decode(
         true => Some(i64::from_le_bytes(c.array()?)),
         false => None,
     };
-    let host = name_if(c, has(HOST))?;
-    let verb = match name_if(c, has(VERB))? {
+    let host = name_if(c, names, has(HOST))?;
+    let verb = match name_if(c, names, has(VERB))? {
         Some(v) => Some(statement_verb(&v).ok_or_else(|| corrupt("SQL verb"))?),
         None => None,
     };
-    let template = name_if(c, true)?.unwrap_or_default();
+    let template = name(c, names)?;
     let count = u32::try_from(c.number()?).map_err(|_| corrupt("literal count"))?;
     let hash = u128::from_le_bytes(c.array()?);
     Ok(Span {
