@@ -76,21 +76,29 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
 /// `PERF_SENTINEL_SPILL_SPANS` to another count, or to 0 to hold every span.
 const SPILL_SPANS: usize = 1 << 18;
 
+/// Findings `analyze` holds in memory before it sorts what it holds out to
+/// a temporary file (about 50 MB of findings; the report merges them back,
+/// byte for byte the same). Set `PERF_SENTINEL_SPILL_FINDINGS` to another
+/// count, or to 0 to hold every finding.
+const SPILL_FINDINGS: usize = 1 << 15;
+
+/// A budget read from the environment variable `name`, `default` when unset.
+fn budget(name: &str, what: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| anyhow::anyhow!("{name}: expected a number of {what} (0 to never spill), got `{v}`")),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            anyhow::bail!("{name}: expected a number of {what}, got `{}`", v.to_string_lossy())
+        }
+    }
+}
+
 /// The span batch the batch commands read into: see [`SPILL_SPANS`].
 fn span_batch() -> Result<SpanBatch> {
-    let budget = match std::env::var("PERF_SENTINEL_SPILL_SPANS") {
-        Err(std::env::VarError::NotPresent) => SPILL_SPANS,
-        Ok(v) => v.trim().parse::<usize>().map_err(|_| {
-            anyhow::anyhow!("PERF_SENTINEL_SPILL_SPANS: expected a number of spans (0 to never spill), got `{v}`")
-        })?,
-        Err(std::env::VarError::NotUnicode(v)) => {
-            anyhow::bail!(
-                "PERF_SENTINEL_SPILL_SPANS: expected a number of spans, got `{}`",
-                v.to_string_lossy()
-            )
-        }
-    };
-    Ok(match budget {
+    Ok(match budget("PERF_SENTINEL_SPILL_SPANS", "spans", SPILL_SPANS)? {
         0 => SpanBatch::default(),
         n => SpanBatch::spilling(n),
     })
@@ -297,41 +305,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .map(|m| m.len());
             let mut progress = progress::Progress::new(origin, size);
             let batch = span_batch()?;
+            let findings_budget = budget("PERF_SENTINEL_SPILL_FINDINGS", "findings", SPILL_FINDINGS)?;
             let (spans, stats) = ingest::read_spans_into(a.input.as_deref(), cap, batch, &mut |n| progress.read(n))?;
             progress.analyzing(spans.len());
-            let mut report = engine.report_spans(spans, stats, acks.as_ref())?;
+            let report = engine.report_spans_spilling(spans, stats, acks.as_ref(), findings_budget)?;
             progress.finish();
             let format = a
                 .format
                 .unwrap_or(if a.ci { OutputFormat::Json } else { OutputFormat::Text });
-            match format {
-                OutputFormat::Json => {
-                    if !a.show_acknowledged {
-                        report.acknowledged_findings.clear();
-                    }
-                    report.write_json(std::io::stdout().lock())?
-                }
-                OutputFormat::Sarif => {
-                    let acked: Vec<_> = if a.show_acknowledged {
-                        report
-                            .acknowledged_findings
-                            .iter()
-                            .map(|x| (x.finding.clone(), x.acknowledgment.clone()))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    out(&render::sarif(&engine, &report.findings, &acked))?
-                }
+            let stdout = std::io::stdout();
+            let mut w = stdout.lock();
+            let written = match format {
+                OutputFormat::Json => report.write_json(a.show_acknowledged, &mut w),
+                OutputFormat::Sarif => render::write_sarif(&engine, &report, a.show_acknowledged, &mut w),
                 OutputFormat::Text => {
-                    let mut text = render::text(&engine, &report, started.elapsed().as_millis(), color_enabled());
-                    if a.show_acknowledged {
-                        text.push_str(&render::acknowledged_text(&report));
-                    }
-                    out(&text)?
+                    let elapsed = started.elapsed().as_millis();
+                    render::write_text(&engine, &report, elapsed, color_enabled(), &mut w).and_then(|()| {
+                        if a.show_acknowledged {
+                            render::write_acknowledged_text(&report, &mut w)
+                        } else {
+                            Ok(())
+                        }
+                    })
                 }
-            }
-            let passed = !a.ci || report.quality_gate.passed;
+            };
+            written.and_then(|()| w.flush())?;
+            let passed = !a.ci || report.header().quality_gate.passed;
             // The process ends here: freeing every finding one by one would
             // only delay the exit.
             std::mem::forget(report);

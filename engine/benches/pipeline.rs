@@ -271,6 +271,19 @@ fn benches(c: &mut Criterion) {
     let by_id: BTreeMap<&'static str, &'static registry::DetectorDescriptor> =
         registry::detectors().unwrap().into_iter().map(|d| (d.id, d)).collect();
     let endpoint_io = perf_sentinel_engine::engine::endpoint_io(&traces);
+    // Scorers take findings trace by trace, as the engine finds them.
+    let mut findings = findings;
+    findings.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    let cross_trace: Vec<&'static str> = engine
+        .detectors()
+        .iter()
+        .filter(|d| d.detector.batch().is_some())
+        .map(|d| d.descriptor.id)
+        .collect();
+    let start = registry::BatchStart {
+        detectors: &by_id,
+        cross_trace: &cross_trace,
+    };
     g.bench_function("score", |b| {
         b.iter_batched(
             || findings.clone(),
@@ -282,11 +295,16 @@ fn benches(c: &mut Criterion) {
                     detectors: &by_id,
                 };
                 for s in engine.scorers() {
-                    let mut batch = s.scorer.batch();
+                    let mut batch = s.scorer.batch(&start);
                     for t in &traces {
                         batch.observe(t);
                     }
-                    batch.finish(&input, &mut findings, &mut summary);
+                    batch.tally(&findings);
+                    if let Some(score) = batch.finish(&input, &mut summary) {
+                        for f in &mut findings {
+                            score(f);
+                        }
+                    }
                 }
                 (findings, summary)
             },

@@ -8,12 +8,13 @@ use crate::ack::Acknowledgments;
 use crate::config::{Config, ConfigError, Schema};
 use crate::event::SpanEvent;
 use crate::finding::{Confidence, Finding};
+use crate::finding_spill::{Runs, Stored, compare};
 use crate::ingest::IngestStats;
 use crate::registry::{
-    self, BatchDetector, Detector, DetectorDescriptor, EndpointIo, GateMeasure, GateRule, GreenSummary, RegistryError,
-    ScoreBatch, ScoreInput, Scorer, ScorerDescriptor, Value,
+    self, BatchDetector, BatchStart, Detector, DetectorDescriptor, EndpointIo, FindingScore, GateMeasure, GateRule,
+    GreenSummary, RegistryError, ScoreBatch, ScoreInput, Scorer, ScorerDescriptor, Value,
 };
-use crate::report::{AnalysisInfo, GateResult, QualityGate, Report};
+use crate::report::{AnalysisInfo, BatchReport, FindingCounts, GateResult, QualityGate, Report, SpilledFindings};
 use crate::trace::Trace;
 
 /// Why an engine could not be built.
@@ -48,22 +49,114 @@ const OWNED_SLICE_TRACES: usize = 1024;
 /// One batch under analysis: the findings so far and every cross-trace state.
 struct BatchRun<'e> {
     engine: &'e Engine,
+    /// Findings held (past the budget, since the last run written).
     findings: Vec<Finding>,
+    spill: Option<Spill<'e>>,
     batch_detectors: Vec<Box<dyn BatchDetector + 'e>>,
     scorers: Vec<Box<dyn ScoreBatch + 'e>>,
     endpoint_io: EndpointCounter,
     traces: usize,
 }
 
+/// Where a batch's findings go once it holds `budget` of them: sorted,
+/// with their signatures and acknowledgments, into runs on disk.
+struct Spill<'a> {
+    budget: usize,
+    confidence: Confidence,
+    acks: Option<&'a Acknowledgments>,
+    kept: Runs,
+    acked: Runs,
+    /// Findings left in the report, by type and severity.
+    counts: FindingCounts,
+    /// The first write that failed; findings stop being kept after it.
+    error: Option<std::io::Error>,
+}
+
+impl Spill<'_> {
+    /// Writes `findings` out as one run each of kept and acknowledged
+    /// findings.
+    fn write(&mut self, engine: &Engine, mut findings: Vec<Finding>) {
+        if self.error.is_some() || findings.is_empty() {
+            return;
+        }
+        let confidence = self.confidence;
+        crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
+            for f in chunk {
+                f.confidence = confidence;
+                f.signature = f.compute_signature();
+            }
+        });
+        engine.sort_findings(&mut findings);
+        let (kept, acked) = match self.acks {
+            Some(acks) => acks.apply(findings),
+            None => (findings, Vec::new()),
+        };
+        for f in &kept {
+            self.counts.add(f);
+        }
+        let rank = |f: &Finding| engine.rank(&f.finding_type);
+        let kept = kept
+            .into_iter()
+            .map(|finding| Stored {
+                rank: rank(&finding),
+                finding,
+                ack: None,
+            })
+            .collect();
+        let acked = acked
+            .into_iter()
+            .map(|a| Stored {
+                rank: rank(&a.finding),
+                finding: a.finding,
+                ack: Some(a.acknowledgment),
+            })
+            .collect();
+        if let Err(e) = self.kept.push(kept).and_then(|()| self.acked.push(acked)) {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// How a batch ended: its findings held, or written out.
+enum Finished {
+    Held(Analysis),
+    Spilled(Analysis, SpilledFindings),
+}
+
 impl<'e> BatchRun<'e> {
-    fn new(engine: &'e Engine) -> BatchRun<'e> {
+    fn new(engine: &'e Engine, spill: Option<Spill<'e>>) -> BatchRun<'e> {
+        let cross_trace: Vec<&'static str> = engine
+            .detectors
+            .iter()
+            .filter(|d| d.detector.batch().is_some())
+            .map(|d| d.descriptor.id)
+            .collect();
+        let start = BatchStart {
+            detectors: &engine.by_id,
+            cross_trace: &cross_trace,
+        };
         BatchRun {
             engine,
             findings: Vec::new(),
+            spill,
             batch_detectors: engine.detectors.iter().filter_map(|d| d.detector.batch()).collect(),
-            scorers: engine.scorers.iter().map(|s| s.scorer.batch()).collect(),
+            scorers: engine.scorers.iter().map(|s| s.scorer.batch(&start)).collect(),
             endpoint_io: EndpointCounter::default(),
             traces: 0,
+        }
+    }
+
+    /// Shows `found` to the scorers and keeps it (writing a run out when
+    /// the budget is reached).
+    fn keep(&mut self, mut found: Vec<Finding>) {
+        for s in &mut self.scorers {
+            s.tally(&found);
+        }
+        self.findings.append(&mut found);
+        if let Some(spill) = &mut self.spill
+            && self.findings.len() >= spill.budget
+        {
+            spill.write(self.engine, std::mem::take(&mut self.findings));
         }
     }
 
@@ -74,8 +167,8 @@ impl<'e> BatchRun<'e> {
         // the parts are joined in order, so the result is the same either way.
         let detectors = &self.engine.detectors;
         let parts = crate::parallel::map_chunks(traces, PARALLEL_MIN_TRACES, |chunk| detect_traces(detectors, chunk));
-        for mut part in parts {
-            self.findings.append(&mut part);
+        for part in parts {
+            self.keep(part);
         }
         self.observe(traces);
     }
@@ -94,20 +187,23 @@ impl<'e> BatchRun<'e> {
         self.traces += traces.len();
     }
 
-    fn finish(self, confidence: Confidence) -> Analysis {
+    fn finish(mut self, confidence: Confidence) -> Result<Finished, std::io::Error> {
+        let mut cross = Vec::new();
+        if self.traces >= 2 {
+            for d in std::mem::take(&mut self.batch_detectors) {
+                d.finish(&mut cross);
+            }
+        }
+        self.keep(cross);
         let BatchRun {
             engine,
             mut findings,
-            batch_detectors,
+            spill,
+            batch_detectors: _,
             scorers,
             endpoint_io,
             traces,
         } = self;
-        if traces >= 2 {
-            for d in batch_detectors {
-                d.finish(&mut findings);
-            }
-        }
         let per_endpoint_io_ops = endpoint_io.finish();
         let mut summary = GreenSummary::default();
         let input = ScoreInput {
@@ -115,21 +211,47 @@ impl<'e> BatchRun<'e> {
             endpoint_io: &per_endpoint_io_ops,
             detectors: &engine.by_id,
         };
-        for s in scorers {
-            s.finish(&input, &mut findings, &mut summary);
+        let scores: Vec<FindingScore> = scorers
+            .into_iter()
+            .filter_map(|s| s.finish(&input, &mut summary))
+            .collect();
+        if let Some(mut spill) = spill
+            && (spill.kept.len() > 0 || spill.acked.len() > 0 || spill.error.is_some())
+        {
+            spill.write(engine, findings);
+            if let Some(e) = spill.error {
+                return Err(e);
+            }
+            let analysis = Analysis {
+                findings: Vec::new(),
+                green_summary: summary,
+                per_endpoint_io_ops,
+            };
+            return Ok(Finished::Spilled(
+                analysis,
+                SpilledFindings {
+                    kept: spill.kept,
+                    acked: spill.acked,
+                    counts: spill.counts,
+                    scores,
+                },
+            ));
         }
         crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
             for f in chunk {
+                for score in &scores {
+                    score(f);
+                }
                 f.confidence = confidence;
                 f.signature = f.compute_signature();
             }
         });
         engine.sort_findings(&mut findings);
-        Analysis {
+        Ok(Finished::Held(Analysis {
             findings,
             green_summary: summary,
             per_endpoint_io_ops,
-        }
+        }))
     }
 }
 
@@ -140,6 +262,14 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     pub green_summary: GreenSummary,
     pub per_endpoint_io_ops: Vec<EndpointIo>,
+}
+
+/// The analysis of a batch that was never to spill.
+fn held(finished: Result<Finished, std::io::Error>) -> Analysis {
+    match finished {
+        Ok(Finished::Held(analysis)) => analysis,
+        _ => unreachable!("a batch without a findings budget neither spills nor writes"),
+    }
 }
 
 /// Every per-trace detector, by rank, over each trace of `traces`.
@@ -241,9 +371,9 @@ impl Engine {
 
     /// Runs every detector and scorer over a batch of traces.
     pub fn analyze(&self, traces: &[Trace], confidence: Confidence) -> Analysis {
-        let mut run = BatchRun::new(self);
+        let mut run = BatchRun::new(self, None);
         run.add(traces);
-        run.finish(confidence)
+        held(run.finish(confidence))
     }
 
     /// Like [`Engine::analyze`], for a batch it may free as it goes: traces
@@ -267,10 +397,20 @@ impl Engine {
     /// gave.
     pub fn analyze_stream<E>(
         &self,
-        mut traces: impl Iterator<Item = Result<Trace, E>>,
+        traces: impl Iterator<Item = Result<Trace, E>>,
         confidence: Confidence,
     ) -> Result<(Analysis, usize), E> {
-        let mut run = BatchRun::new(self);
+        let (run, count) = self.run_stream(traces, BatchRun::new(self, None))?;
+        Ok((held(run.finish(confidence)), count))
+    }
+
+    /// Shows every trace of `traces` to `run`, a slice at a time, freeing
+    /// each slice once seen; gives `run` back with the traces counted.
+    fn run_stream<'e, E>(
+        &'e self,
+        mut traces: impl Iterator<Item = Result<Trace, E>>,
+        mut run: BatchRun<'e>,
+    ) -> Result<(BatchRun<'e>, usize), E> {
         let mut next_slice = || -> Result<Vec<Trace>, E> { traces.by_ref().take(OWNED_SLICE_TRACES).collect() };
         let first = next_slice()?;
         let helpers = crate::parallel::workers().saturating_sub(1);
@@ -283,7 +423,7 @@ impl Engine {
                 slice = next_slice()?;
             }
             let count = run.traces;
-            return Ok((run.finish(confidence), count));
+            return Ok((run, count));
         }
         let detectors = &self.detectors;
         std::thread::scope(|scope| {
@@ -317,11 +457,10 @@ impl Engine {
                     // A helper that stopped is reported when its answer is read.
                     let _ = job_tx.send((Arc::clone(&shared), range));
                 }
-                let mut found = detect_traces(detectors, &shared[..size.min(n)]);
-                run.findings.append(&mut found);
+                run.keep(detect_traces(detectors, &shared[..size.min(n)]));
                 for (_, found_rx, handle) in &mut lanes {
                     match found_rx.recv() {
-                        Ok(mut part) => run.findings.append(&mut part),
+                        Ok(part) => run.keep(part),
                         // The helper panicked: raise its panic here.
                         Err(_) => match handle.take().map(std::thread::ScopedJoinHandle::join) {
                             Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -335,7 +474,7 @@ impl Engine {
             }
             drop(lanes);
             let count = run.traces;
-            Ok((run.finish(confidence), count))
+            Ok((run, count))
         })
     }
 
@@ -348,59 +487,24 @@ impl Engine {
         // place (45 M fewer instructions for the 6,213 findings of the 44k
         // protobuf demo). Equal keys keep their input order, as the stable
         // sort did.
-        let rank: Vec<u32> = findings
-            .iter()
-            .map(|f| self.by_id.get(f.finding_type.as_str()).map_or(u32::MAX, |d| d.rank))
-            .collect();
+        let rank: Vec<u32> = findings.iter().map(|f| self.rank(&f.finding_type)).collect();
         let mut order: Vec<usize> = (0..findings.len()).collect();
-        order.sort_unstable_by(|&i, &j| {
-            let (a, b) = (&findings[i], &findings[j]);
-            (
-                rank[i],
-                &a.finding_type,
-                a.severity,
-                &a.trace_id,
-                &a.source_endpoint,
-                &a.pattern.template,
-            )
-                .cmp(&(
-                    rank[j],
-                    &b.finding_type,
-                    b.severity,
-                    &b.trace_id,
-                    &b.source_endpoint,
-                    &b.pattern.template,
-                ))
-                .then_with(|| {
-                    (
-                        &a.service,
-                        &a.first_timestamp,
-                        &a.last_timestamp,
-                        a.pattern.occurrences,
-                        a.pattern.distinct_params,
-                    )
-                        .cmp(&(
-                            &b.service,
-                            &b.first_timestamp,
-                            &b.last_timestamp,
-                            b.pattern.occurrences,
-                            b.pattern.distinct_params,
-                        ))
-                })
-                .then_with(|| {
-                    (a.pattern.window_ms, &a.suggestion, &a.span_ids).cmp(&(
-                        b.pattern.window_ms,
-                        &b.suggestion,
-                        &b.span_ids,
-                    ))
-                })
-                .then(i.cmp(&j))
-        });
+        order.sort_unstable_by(|&i, &j| compare(rank[i], &findings[i], rank[j], &findings[j]).then(i.cmp(&j)));
         place(findings, &mut order);
+    }
+
+    /// The rank of a finding type's detector; unknown types sort last.
+    fn rank(&self, finding_type: &str) -> u32 {
+        self.by_id.get(finding_type).map_or(u32::MAX, |d| d.rank)
     }
 
     /// Evaluates the `[thresholds]` rules on final findings and scorer metrics.
     pub fn quality_gate(&self, findings: &[Finding], summary: &GreenSummary) -> QualityGate {
+        self.quality_gate_of(&FindingCounts::of(findings), summary)
+    }
+
+    /// Like [`Engine::quality_gate`], from the findings' counts.
+    pub fn quality_gate_of(&self, counts: &FindingCounts, summary: &GreenSummary) -> QualityGate {
         let rules: Vec<GateResult> = self
             .gate
             .iter()
@@ -409,10 +513,7 @@ impl Engine {
                     GateMeasure::Findings {
                         finding_type,
                         min_severity,
-                    } => findings
-                        .iter()
-                        .filter(|f| f.finding_type == finding_type && f.severity <= min_severity)
-                        .count() as f64,
+                    } => counts.at_least(finding_type, min_severity) as f64,
                     GateMeasure::Metric(name) => summary.metrics.get(name).copied().unwrap_or(0.0),
                 };
                 GateResult {
@@ -441,8 +542,14 @@ impl Engine {
         let counts = (spans.len() as u64, spans.unparseable_timestamps() as u64);
         // Never spilled: normalized here, in memory.
         let traces = crate::trace::group_parts(spans.parts).into_iter();
-        match self.report_traces(traces.map(Ok::<Trace, std::convert::Infallible>), counts, stats, acks) {
-            Ok(report) => report,
+        let traces = traces.map(Ok::<Trace, std::convert::Infallible>);
+        match self.report_traces(traces, counts, stats, acks, 0) {
+            // Held, so nothing is read back.
+            Ok(Ok(report)) => match report.into_report() {
+                Ok(report) => report,
+                Err(_) => unreachable!("a batch without a findings budget writes no file"),
+            },
+            Ok(Err(_)) => unreachable!("a batch without a findings budget writes no file"),
             Err(never) => match never {},
         }
     }
@@ -457,25 +564,72 @@ impl Engine {
         stats: IngestStats,
         acks: Option<&Acknowledgments>,
     ) -> Result<Report, crate::ingest::IngestError> {
+        let report = self.report_spans_spilling(spans, stats, acks, 0)?;
+        report
+            .into_report()
+            .map_err(|e| crate::ingest::IngestError::spill(&e, "findings"))
+    }
+
+    /// Like [`Engine::report_spans`], for batches with more findings than
+    /// memory should hold: past `budget` findings held (0: no limit), they
+    /// are sorted, signed and split by acknowledgment into temporary files,
+    /// and the report reads them back, merged in report order, each time
+    /// it is written. The output is byte for byte that of
+    /// [`Engine::report_spans`].
+    pub fn report_spans_spilling(
+        &self,
+        spans: crate::trace::SpanBatch,
+        stats: IngestStats,
+        acks: Option<&Acknowledgments>,
+        budget: usize,
+    ) -> Result<BatchReport<'static>, crate::ingest::IngestError> {
         let counts = (spans.len() as u64, spans.unparseable_timestamps() as u64);
-        let spill_error = |e: std::io::Error| crate::ingest::IngestError::spill(&e);
-        let traces = spans.into_traces().map_err(spill_error)?;
-        self.report_traces(traces, counts, stats, acks).map_err(spill_error)
+        let spill_error = |of: &'static str| move |e: std::io::Error| crate::ingest::IngestError::spill(&e, of);
+        let traces = spans.into_traces().map_err(spill_error("spans"))?;
+        self.report_traces(traces, counts, stats, acks, budget)
+            .map_err(spill_error("spans"))?
+            .map_err(spill_error("findings"))
     }
 
     /// Analyzes `traces` into a batch report; `counts` are the batch's
-    /// events and those with a timestamp that does not parse.
+    /// events and those with a timestamp that does not parse. The outer
+    /// error is the traces', the inner one a temporary findings file's.
     fn report_traces<E>(
         &self,
         traces: impl Iterator<Item = Result<Trace, E>>,
         (events, unparseable): (u64, u64),
         stats: IngestStats,
         acks: Option<&Acknowledgments>,
-    ) -> Result<Report, E> {
-        let (analysis, trace_count) = self.analyze_stream(traces, Confidence::CiBatch)?;
-        let mut report = self.report_from(analysis, events, trace_count as u64, stats, acks);
+        budget: usize,
+    ) -> Result<Result<BatchReport<'static>, std::io::Error>, E> {
+        let spill = (budget > 0).then(|| Spill {
+            budget,
+            confidence: Confidence::CiBatch,
+            acks,
+            kept: Runs::default(),
+            acked: Runs::default(),
+            counts: FindingCounts::default(),
+            error: None,
+        });
+        let (run, trace_count) = self.run_stream(traces, BatchRun::new(self, spill))?;
+        let finished = match run.finish(Confidence::CiBatch) {
+            Ok(finished) => finished,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (mut report, spilled) = match finished {
+            Finished::Held(analysis) => (
+                self.report_from(analysis, events, trace_count as u64, stats, acks),
+                None,
+            ),
+            Finished::Spilled(analysis, spilled) => {
+                let gate = self.quality_gate_of(&spilled.counts, &analysis.green_summary);
+                let mut report = self.report_from(analysis, events, trace_count as u64, stats, None);
+                report.quality_gate = gate;
+                (report, Some(spilled))
+            }
+        };
         report.analysis.events_with_unparseable_timestamp = unparseable;
-        Ok(report)
+        Ok(Ok(BatchReport::new(report, spilled)))
     }
 
     /// Wraps an analysis into a report with its quality gate. The green

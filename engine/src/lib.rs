@@ -41,6 +41,7 @@ pub mod engine;
 pub mod event;
 pub mod explain;
 pub mod finding;
+mod finding_spill;
 pub mod group;
 pub mod ingest;
 pub mod normalize;

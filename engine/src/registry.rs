@@ -313,23 +313,48 @@ pub struct GreenSummary {
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// What a scorer knows as a batch starts.
+pub struct BatchStart<'a> {
+    /// Descriptors of every registered detector, by id.
+    pub detectors: &'a BTreeMap<&'static str, &'static DetectorDescriptor>,
+    /// Ids of the detectors with a cross-trace pass; their findings reach
+    /// [`ScoreBatch::tally`] last, after every per-trace finding.
+    pub cross_trace: &'a [&'static str],
+}
+
+/// Fills one finding's share of a scorer's result (e.g. its
+/// `green_impact`); see [`ScoreBatch::finish`].
+pub type FindingScore = Box<dyn Fn(&mut Finding) + Send + Sync>;
+
 /// Scores batches: fills `green_summary` and per-finding impact.
 pub trait Scorer: Send + Sync {
     /// Starts scoring one batch.
-    fn batch(&self) -> Box<dyn ScoreBatch + '_>;
+    fn batch(&self, start: &BatchStart<'_>) -> Box<dyn ScoreBatch + '_>;
 }
 
 /// A scorer's state over one batch; see [`Scorer::batch`].
 ///
 /// The engine shows it every trace once, in batch order, and may free each
-/// trace right after; then it calls [`ScoreBatch::finish`] with every
-/// finding of the batch. Scorers finish in rank order, so a scorer reads the
-/// metrics of those ranked before it in `summary`.
+/// trace right after; it shows it every finding once, and may write each
+/// to a temporary file right after (a batch of millions of findings is
+/// never held whole). Then it calls [`ScoreBatch::finish`]. Scorers finish
+/// in rank order, so a scorer reads the metrics of those ranked before it
+/// in `summary`.
 pub trait ScoreBatch: Send {
     /// One trace of the batch. The default ignores it.
     fn observe(&mut self, _trace: &Trace) {}
 
-    fn finish(self: Box<Self>, input: &ScoreInput<'_>, findings: &mut [Finding], summary: &mut GreenSummary);
+    /// Findings of the batch, each once: the per-trace findings in batch
+    /// order, those of one trace together in one call (a call may hold
+    /// several traces, each carrying its trace's id), then those of the
+    /// cross-trace detectors. The default ignores them.
+    fn tally(&mut self, _findings: &[Finding]) {}
+
+    /// Writes the summary; returns what to fill in each finding, if
+    /// anything. The engine applies it to every finding as it reports it,
+    /// in any order and on any thread: what it fills depends on that
+    /// finding and on the batch's totals only.
+    fn finish(self: Box<Self>, input: &ScoreInput<'_>, summary: &mut GreenSummary) -> Option<FindingScore>;
 }
 
 /// Describes a scorer to the engine. Submit one with [`crate::declare_scorer!`].

@@ -1,12 +1,13 @@
 //! Human and code-scanning renderings of a report: text and SARIF 2.1.0.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde_json::{Value, json};
 
 use crate::engine::Engine;
 use crate::finding::{Confidence, Finding, Severity, is_invisible};
-use crate::report::Report;
+use crate::report::{BatchReport, Report};
 
 /// The OASIS SARIF 2.1.0 schema address.
 pub const SARIF_SCHEMA: &str =
@@ -77,9 +78,25 @@ fn num(v: Option<&Value>) -> f64 {
 /// The text report: findings by severity, the GreenOps block and the gate.
 /// `elapsed_ms` is shown in the header; `color` adds ANSI colours.
 pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> String {
+    let mut out = Vec::new();
+    // Held findings: nothing to read, so nothing to fail but the buffer.
+    let _ = write_text(engine, &BatchReport::of(report), elapsed_ms, color, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Like [`text`], written to `w` a part at a time, for a report whose
+/// findings may lie in temporary files.
+pub fn write_text(
+    engine: &Engine,
+    report: &BatchReport<'_>,
+    elapsed_ms: u128,
+    color: bool,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let p = Paint { on: color };
     let mut o = String::new();
-    let a = &report.analysis;
+    let header = report.header();
+    let a = &header.analysis;
     let _ = writeln!(o, "\n{}", p.wrap("1", "=== perf-sentinel report ==="));
     let _ = writeln!(
         o,
@@ -100,89 +117,49 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
         );
         let _ = writeln!(o, "{}", wrap(&note, 2, WIDTH));
     }
-    let fs = &report.findings;
-    if fs.is_empty() {
+    let counts = report.counts();
+    let total = counts.total();
+    if total == 0 {
         let _ = writeln!(o, "\nNo anti-patterns found.");
     } else {
-        let count = |s: Severity| fs.iter().filter(|f| f.severity == s).count();
-        let _ = writeln!(o, "\nFound {} finding(s):", fs.len());
+        let _ = writeln!(o, "\nFound {total} finding(s):");
         let _ = writeln!(
             o,
             "  {} critical, {} warning, {} info",
-            count(Severity::Critical),
-            count(Severity::Warning),
-            count(Severity::Info)
+            counts.severity(Severity::Critical),
+            counts.severity(Severity::Warning),
+            counts.severity(Severity::Info)
         );
-        if fs.len() > 5 {
-            let mut by_type: Vec<(&str, usize)> = Vec::new();
-            for f in fs {
-                match by_type.iter_mut().find(|(t, _)| *t == f.finding_type) {
-                    Some(e) => e.1 += 1,
-                    None => by_type.push((&f.finding_type, 1)),
-                }
-            }
+        if total > 5 {
+            let mut by_type: Vec<(&str, u64)> = counts.by_type().collect();
             by_type.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
-            let top = if fs.len() > 10 { 3 } else { 2 };
+            let top = if total > 10 { 3 } else { 2 };
             let list: Vec<String> = by_type.iter().take(top).map(|(t, n)| format!("{t} ({n})")).collect();
             let _ = writeln!(o, "  Most common: {}", list.join(", "));
         }
-        // Grouped by severity, most severe first; report order inside a group.
-        let mut ordered: Vec<&Finding> = fs.iter().collect();
-        ordered.sort_by_key(|f| f.severity);
-        for (i, f) in ordered.into_iter().enumerate() {
-            let _ = writeln!(o, "\n{} #{} {}", p.sev(f.severity), i + 1, label(engine, f));
-            let _ = writeln!(o, "  Trace:      {}", clean(&f.trace_id));
-            let _ = writeln!(o, "  Service:    {}", clean(&f.service));
-            let _ = writeln!(o, "  Endpoint:   {}", clean(&f.source_endpoint));
-            if let Some(c) = &f.code_location {
-                let mut src = String::new();
-                if let Some(func) = &c.function {
-                    src.push_str(&clean(func));
+        // Grouped by severity, most severe first; report order inside a
+        // group: one pass over the findings per severity.
+        let mut i = 0;
+        for severity in [Severity::Critical, Severity::Warning, Severity::Info] {
+            if counts.severity(severity) == 0 {
+                continue;
+            }
+            for f in report.findings()? {
+                let f = f?;
+                if f.severity != severity {
+                    continue;
                 }
-                if let Some(path) = &c.filepath {
-                    let _ = write!(src, " ({}", clean(path));
-                    if let Some(l) = c.lineno {
-                        let _ = write!(src, ":{l}");
-                    }
-                    src.push(')');
+                i += 1;
+                finding_text(engine, &p, i, &f, &mut o);
+                if o.len() >= 1 << 16 {
+                    w.write_all(o.as_bytes())?;
+                    o.clear();
                 }
-                let _ = writeln!(o, "  Source:     {}", wrap(src.trim(), 14, WIDTH));
-            }
-            let _ = writeln!(o, "  Template:   {}", clean(&f.pattern.template));
-            let _ = writeln!(
-                o,
-                "  Hits:       {} occurrences, {} distinct params, {} ms window",
-                f.pattern.occurrences, f.pattern.distinct_params, f.pattern.window_ms
-            );
-            let _ = writeln!(
-                o,
-                "  Window:     {} -> {}",
-                clean(&f.first_timestamp),
-                clean(&f.last_timestamp)
-            );
-            if let Some(m) = &f.classification_method {
-                let _ = writeln!(o, "  Classified: {m}");
-            }
-            let _ = writeln!(o, "  Suggestion: {}", wrap(&clean(&f.suggestion), 14, WIDTH));
-            if f.confidence != Confidence::CiBatch {
-                let _ = writeln!(o, "  Confidence: {}", f.confidence.as_str());
-            }
-            if let Some(fix) = &f.suggested_fix {
-                let _ = writeln!(
-                    o,
-                    "  Suggested fix ({}): {}",
-                    clean(&fix.framework),
-                    clean(&fix.recommendation)
-                );
-            }
-            if let Some(g) = &f.green_impact {
-                let _ = writeln!(o, "  Extra I/O:  {}", g.estimated_extra_io_ops);
-                let _ = writeln!(o, "  IIS:        {:.1} ({})", g.io_intensity_score, g.io_intensity_band);
             }
         }
     }
-    green_block(&mut o, &report.green_summary);
-    let g = &report.quality_gate;
+    green_block(&mut o, &header.green_summary);
+    let g = &header.quality_gate;
     let verdict = if g.passed {
         p.wrap("1;32", "PASSED")
     } else {
@@ -199,20 +176,78 @@ pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> 
             if r.passed { "PASS" } else { "FAIL" }
         );
     }
-    if !report.acknowledged_findings.is_empty() {
+    if report.acknowledged_len() > 0 {
+        let _ = writeln!(o, "\n{} acknowledged finding(s) not shown", report.acknowledged_len());
+    }
+    w.write_all(o.as_bytes())
+}
+
+/// One finding of the text report, numbered `i`.
+fn finding_text(engine: &Engine, p: &Paint, i: usize, f: &Finding, o: &mut String) {
+    let _ = writeln!(o, "\n{} #{} {}", p.sev(f.severity), i, label(engine, f));
+    let _ = writeln!(o, "  Trace:      {}", clean(&f.trace_id));
+    let _ = writeln!(o, "  Service:    {}", clean(&f.service));
+    let _ = writeln!(o, "  Endpoint:   {}", clean(&f.source_endpoint));
+    if let Some(c) = &f.code_location {
+        let mut src = String::new();
+        if let Some(func) = &c.function {
+            src.push_str(&clean(func));
+        }
+        if let Some(path) = &c.filepath {
+            let _ = write!(src, " ({}", clean(path));
+            if let Some(l) = c.lineno {
+                let _ = write!(src, ":{l}");
+            }
+            src.push(')');
+        }
+        let _ = writeln!(o, "  Source:     {}", wrap(src.trim(), 14, WIDTH));
+    }
+    let _ = writeln!(o, "  Template:   {}", clean(&f.pattern.template));
+    let _ = writeln!(
+        o,
+        "  Hits:       {} occurrences, {} distinct params, {} ms window",
+        f.pattern.occurrences, f.pattern.distinct_params, f.pattern.window_ms
+    );
+    let _ = writeln!(
+        o,
+        "  Window:     {} -> {}",
+        clean(&f.first_timestamp),
+        clean(&f.last_timestamp)
+    );
+    if let Some(m) = &f.classification_method {
+        let _ = writeln!(o, "  Classified: {m}");
+    }
+    let _ = writeln!(o, "  Suggestion: {}", wrap(&clean(&f.suggestion), 14, WIDTH));
+    if f.confidence != Confidence::CiBatch {
+        let _ = writeln!(o, "  Confidence: {}", f.confidence.as_str());
+    }
+    if let Some(fix) = &f.suggested_fix {
         let _ = writeln!(
             o,
-            "\n{} acknowledged finding(s) not shown",
-            report.acknowledged_findings.len()
+            "  Suggested fix ({}): {}",
+            clean(&fix.framework),
+            clean(&fix.recommendation)
         );
     }
-    o
+    if let Some(g) = &f.green_impact {
+        let _ = writeln!(o, "  Extra I/O:  {}", g.estimated_extra_io_ops);
+        let _ = writeln!(o, "  IIS:        {:.1} ({})", g.io_intensity_score, g.io_intensity_band);
+    }
 }
 
 /// The acknowledged findings, for `--show-acknowledged` in text output.
 pub fn acknowledged_text(report: &Report) -> String {
+    let mut out = Vec::new();
+    // Held findings: nothing to read, so nothing to fail but the buffer.
+    let _ = write_acknowledged_text(&BatchReport::of(report), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Like [`acknowledged_text`], written to `w` a part at a time.
+pub fn write_acknowledged_text(report: &BatchReport<'_>, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     let mut o = String::new();
-    for a in &report.acknowledged_findings {
+    for a in report.acknowledged()? {
+        let a = a?;
         let f = &a.finding;
         let get = |k: &str| {
             a.acknowledgment
@@ -236,8 +271,12 @@ pub fn acknowledged_text(report: &Report) -> String {
                 .and_then(Value::as_str)
                 .map_or(String::new(), |e| format!(", until {}", clean(e)))
         );
+        if o.len() >= 1 << 16 {
+            w.write_all(o.as_bytes())?;
+            o.clear();
+        }
     }
-    o
+    w.write_all(o.as_bytes())
 }
 
 fn trim_float(x: f64) -> String {
@@ -435,6 +474,43 @@ fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
 /// A SARIF 2.1.0 log with one run: every registered detector as a rule, then
 /// one result per finding (acknowledged ones after, when given).
 pub fn sarif(engine: &Engine, findings: &[Finding], acknowledged: &[(Finding, Value)]) -> String {
+    let results = findings
+        .iter()
+        .map(|f| Ok(sarif_result(f, None)))
+        .chain(acknowledged.iter().map(|(f, a)| Ok(sarif_result(f, Some(a)))));
+    let mut out = Vec::new();
+    // Held findings: nothing to read, so nothing to fail but the buffer.
+    let _ = write_sarif_results(engine, results, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Like [`sarif`] for a report, written to `w` a result at a time; the
+/// acknowledged findings only if `acknowledged`.
+pub fn write_sarif(
+    engine: &Engine,
+    report: &BatchReport<'_>,
+    acknowledged: bool,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let results = report.findings()?.map(|f| f.map(|f| sarif_result(&f, None)));
+    let acked = if acknowledged {
+        Some(
+            report
+                .acknowledged()?
+                .map(|a| a.map(|a| sarif_result(&a.finding, Some(&a.acknowledgment)))),
+        )
+    } else {
+        None
+    };
+    write_sarif_results(engine, results.chain(acked.into_iter().flatten()), w)
+}
+
+/// Writes the SARIF log with `results` in its run, as pretty JSON.
+fn write_sarif_results(
+    engine: &Engine,
+    results: impl Iterator<Item = std::io::Result<Value>>,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let rules: Vec<Value> = engine
         .detectors()
         .iter()
@@ -450,8 +526,6 @@ pub fn sarif(engine: &Engine, findings: &[Finding], acknowledged: &[(Finding, Va
             })
         })
         .collect();
-    let mut results: Vec<Value> = findings.iter().map(|f| sarif_result(f, None)).collect();
-    results.extend(acknowledged.iter().map(|(f, a)| sarif_result(f, Some(a))));
     let log = json!({
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -462,12 +536,40 @@ pub fn sarif(engine: &Engine, findings: &[Finding], acknowledged: &[(Finding, Va
                 "informationUri": "https://github.com/perf-sentinel/perf-sentinel",
                 "rules": rules,
             }},
-            "results": results,
+            "results": [],
         }]
     });
-    let mut s = serde_json::to_string_pretty(&log).unwrap_or_default();
-    s.push('\n');
-    s
+    let frame = serde_json::to_vec_pretty(&log).map_err(std::io::Error::other)?;
+    // The run's keys are the only ones six spaces in that hold an empty
+    // array (rules sit deeper; newlines in strings are escaped).
+    const RESULTS: &[u8] = b"\n      \"results\": []";
+    let Some(at) = memchr::memmem::find(&frame, RESULTS) else {
+        return Err(std::io::Error::other("the SARIF frame has no results"));
+    };
+    let open = at + RESULTS.len() - 1;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+    w.write_all(&frame[..open])?;
+    let mut one = Vec::new();
+    let mut any = false;
+    for result in results {
+        one.clear();
+        serde_json::to_writer_pretty(&mut one, &result?).map_err(std::io::Error::other)?;
+        w.write_all(if any { b",\n        " } else { b"\n        " })?;
+        let mut from = 0;
+        for nl in memchr::memchr_iter(b'\n', &one) {
+            w.write_all(&one[from..=nl])?;
+            w.write_all(b"        ")?;
+            from = nl + 1;
+        }
+        w.write_all(&one[from..])?;
+        any = true;
+    }
+    if any {
+        w.write_all(b"\n      ")?;
+    }
+    w.write_all(&frame[open..])?;
+    w.write_all(b"\n")?;
+    w.flush()
 }
 
 /// A descriptor's captured doc comment as plain text: the one leading space

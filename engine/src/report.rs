@@ -1,9 +1,14 @@
 //! The batch report (spec 05 §1) and its quality gate.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
 use serde::{Deserialize, Serialize};
 
-use crate::finding::Finding;
-use crate::registry::EndpointIo;
+use crate::finding::{Finding, Severity};
+use crate::finding_spill::Runs;
+use crate::registry::{EndpointIo, FindingScore};
 
 /// `analysis`: what was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -73,63 +78,273 @@ impl Report {
     }
 
     /// Writes what [`Report::to_json`] returns, without holding it in memory.
-    ///
-    /// Findings, most of the text, are serialized on every core, a batch at
-    /// a time, each indented as it sits in the report; the rest is written
-    /// around them.
-    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
-        use std::io::Write as _;
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
-        let frame = Frame {
-            analysis: &self.analysis,
-            findings: [],
-            green_summary: &self.green_summary,
-            quality_gate: &self.quality_gate,
-            per_endpoint_io_ops: &self.per_endpoint_io_ops,
-            acknowledged_findings: &self.acknowledged_findings,
-            binary_version: &self.binary_version,
-        };
-        let frame = serde_json::to_vec_pretty(&frame).map_err(std::io::Error::other)?;
-        // `analysis` holds numbers only, so the first match is the key.
-        const EMPTY: &[u8] = b"\n  \"findings\": []";
-        match memchr::memmem::find(&frame, EMPTY).filter(|_| !self.findings.is_empty()) {
-            None => w.write_all(&frame)?,
-            Some(at) => {
-                let open = at + EMPTY.len() - 1;
-                w.write_all(&frame[..open])?;
-                for (n, batch) in self.findings.chunks(FINDINGS_PER_BATCH).enumerate() {
-                    let parts = crate::parallel::map_chunks(batch, 64, |chunk| -> serde_json::Result<Vec<u8>> {
-                        let (mut out, mut one) = (Vec::new(), Vec::new());
-                        for f in chunk {
-                            one.clear();
-                            serde_json::to_writer_pretty(&mut one, f)?;
-                            if out.is_empty() {
-                                // Sized on the first finding, with a margin for the
-                                // indentation, instead of doubling from nothing.
-                                out.reserve((one.len() + one.len() / 4 + 8) * chunk.len());
-                            }
-                            out.extend_from_slice(b",\n    ");
-                            indent(&one, &mut out);
-                        }
-                        Ok(out)
-                    });
-                    for (i, part) in parts.into_iter().enumerate() {
-                        let part = part.map_err(std::io::Error::other)?;
-                        // The array's first element has no comma before it.
-                        let skip = usize::from(n == 0 && i == 0);
-                        w.write_all(&part[skip..])?;
-                    }
-                }
-                w.write_all(b"\n  ]")?;
-                w.write_all(&frame[open + 1..])?;
-            }
+    pub fn write_json(&self, w: impl Write) -> io::Result<()> {
+        BatchReport::of(self).write_json(true, w)
+    }
+}
+
+/// Findings by type and severity: what the quality gate and the text
+/// summary count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingCounts {
+    /// type -> findings by severity (critical, warning, info).
+    by_type: BTreeMap<String, [u64; 3]>,
+}
+
+impl FindingCounts {
+    pub fn of(findings: &[Finding]) -> FindingCounts {
+        let mut counts = FindingCounts::default();
+        for f in findings {
+            counts.add(f);
         }
+        counts
+    }
+
+    pub fn add(&mut self, f: &Finding) {
+        let slot = match self.by_type.get_mut(f.finding_type.as_str()) {
+            Some(slot) => slot,
+            None => self.by_type.entry(f.finding_type.clone()).or_default(),
+        };
+        slot[f.severity as usize] += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_type.values().flatten().sum()
+    }
+
+    pub fn severity(&self, severity: Severity) -> u64 {
+        self.by_type.values().map(|n| n[severity as usize]).sum()
+    }
+
+    /// Findings of `finding_type` at `min_severity` or more severe.
+    pub fn at_least(&self, finding_type: &str, min_severity: Severity) -> u64 {
+        self.by_type
+            .get(finding_type)
+            .map_or(0, |n| n[..=min_severity as usize].iter().sum())
+    }
+
+    /// Findings per type, by type.
+    pub fn by_type(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.by_type.iter().map(|(t, n)| (t.as_str(), n.iter().sum()))
+    }
+}
+
+/// The findings of a batch too large to hold, in temporary files; see
+/// [`Engine::report_spans_spilling`](crate::Engine::report_spans_spilling).
+pub struct SpilledFindings {
+    pub(crate) kept: Runs,
+    pub(crate) acked: Runs,
+    pub(crate) counts: FindingCounts,
+    /// Each scorer's part of a finding, applied as it is read.
+    pub(crate) scores: Vec<FindingScore>,
+}
+
+impl SpilledFindings {
+    fn scored(&self, mut f: Finding) -> Finding {
+        for score in &self.scores {
+            score(&mut f);
+        }
+        f
+    }
+}
+
+/// An error reading findings back, naming where they are.
+fn read_error(e: io::Error) -> io::Error {
+    let dir = std::env::temp_dir();
+    io::Error::new(
+        e.kind(),
+        format!("{}: cannot read a temporary file of findings: {e}", dir.display()),
+    )
+}
+
+/// Findings in report order, read one at a time.
+pub type FindingIter<'a, T> = Box<dyn Iterator<Item = io::Result<Cow<'a, T>>> + 'a>;
+
+/// A batch report whose findings are held in it or, for a batch with more
+/// than it may hold, read back from temporary files each time they are
+/// asked for. Written to JSON, SARIF and text like a [`Report`], byte for
+/// byte the same.
+pub struct BatchReport<'a> {
+    report: Cow<'a, Report>,
+    spilled: Option<SpilledFindings>,
+}
+
+impl<'a> BatchReport<'a> {
+    /// A report with its findings held.
+    pub fn of(report: &'a Report) -> BatchReport<'a> {
+        BatchReport {
+            report: Cow::Borrowed(report),
+            spilled: None,
+        }
+    }
+
+    pub(crate) fn new(report: Report, spilled: Option<SpilledFindings>) -> BatchReport<'static> {
+        BatchReport {
+            report: Cow::Owned(report),
+            spilled,
+        }
+    }
+
+    /// Everything but the findings and acknowledged findings, which are
+    /// empty here when they were written out.
+    pub fn header(&self) -> &Report {
+        &self.report
+    }
+
+    /// Whether the findings lie in temporary files.
+    pub fn spilled(&self) -> bool {
+        self.spilled.is_some()
+    }
+
+    /// The report with every finding held.
+    pub fn into_report(self) -> io::Result<Report> {
+        if self.spilled.is_none() {
+            return Ok(self.report.into_owned());
+        }
+        let mut findings = Vec::new();
+        for f in self.findings()? {
+            findings.push(f?.into_owned());
+        }
+        let mut acknowledged = Vec::new();
+        for a in self.acknowledged()? {
+            acknowledged.push(a?.into_owned());
+        }
+        let mut report = self.report.into_owned();
+        report.findings = findings;
+        report.acknowledged_findings = acknowledged;
+        Ok(report)
+    }
+
+    pub fn counts(&self) -> FindingCounts {
+        match &self.spilled {
+            Some(s) => s.counts.clone(),
+            None => FindingCounts::of(&self.report.findings),
+        }
+    }
+
+    pub fn acknowledged_len(&self) -> usize {
+        match &self.spilled {
+            Some(s) => s.acked.len(),
+            None => self.report.acknowledged_findings.len(),
+        }
+    }
+
+    /// The findings, in report order.
+    pub fn findings(&self) -> io::Result<FindingIter<'_, Finding>> {
+        Ok(match &self.spilled {
+            Some(s) => Box::new(
+                s.kept
+                    .read()
+                    .map_err(read_error)?
+                    .map(|r| r.map(|stored| Cow::Owned(s.scored(stored.finding))).map_err(read_error)),
+            ),
+            None => Box::new(self.report.findings.iter().map(|f| Ok(Cow::Borrowed(f)))),
+        })
+    }
+
+    /// The acknowledged findings, in report order.
+    pub fn acknowledged(&self) -> io::Result<FindingIter<'_, AcknowledgedFinding>> {
+        Ok(match &self.spilled {
+            Some(s) => Box::new(s.acked.read().map_err(read_error)?.map(|r| {
+                r.map(|stored| {
+                    Cow::Owned(AcknowledgedFinding {
+                        finding: s.scored(stored.finding),
+                        acknowledgment: stored.ack.unwrap_or_default(),
+                    })
+                })
+                .map_err(read_error)
+            })),
+            None => Box::new(self.report.acknowledged_findings.iter().map(|a| Ok(Cow::Borrowed(a)))),
+        })
+    }
+
+    /// Writes the report as [`Report::to_json`] would, the acknowledged
+    /// findings only if `acknowledged`, holding one slice of findings at
+    /// a time.
+    pub fn write_json(&self, acknowledged: bool, w: impl Write) -> io::Result<()> {
+        let mut w = io::BufWriter::with_capacity(1 << 16, w);
+        let report = &*self.report;
+        let acked = acknowledged && self.acknowledged_len() > 0;
+        let frame = Frame {
+            analysis: &report.analysis,
+            findings: [],
+            green_summary: &report.green_summary,
+            quality_gate: &report.quality_gate,
+            per_endpoint_io_ops: &report.per_endpoint_io_ops,
+            acknowledged_findings: acked.then_some([]),
+            binary_version: &report.binary_version,
+        };
+        let frame = serde_json::to_vec_pretty(&frame).map_err(io::Error::other)?;
+        // Top-level keys are the only ones two spaces in (`analysis` holds
+        // numbers only, and deeper keys sit further in).
+        const FINDINGS: &[u8] = b"\n  \"findings\": []";
+        const ACKED: &[u8] = b"\n  \"acknowledged_findings\": []";
+        let mut from = 0;
+        for (key, on) in [(FINDINGS, true), (ACKED, acked)] {
+            if !on {
+                continue;
+            }
+            let Some(at) = memchr::memmem::find(&frame[from..], key).map(|at| from + at) else {
+                return Err(io::Error::other("a report key is missing from its frame"));
+            };
+            // Up to and with the `[`.
+            let open = at + key.len() - 1;
+            w.write_all(&frame[from..open])?;
+            let written = if key == FINDINGS {
+                write_elements(&mut w, self.findings()?)?
+            } else {
+                write_elements(&mut w, self.acknowledged()?)?
+            };
+            if written > 0 {
+                w.write_all(b"\n  ")?;
+            }
+            from = open;
+        }
+        w.write_all(&frame[from..])?;
         w.write_all(b"\n")?;
         w.flush()
     }
 }
 
-/// Findings serialized in one parallel step of [`Report::write_json`].
+/// Writes pretty JSON elements of a top-level array after its `[` (each on
+/// a new line, four spaces in, commas between), a slice at a time
+/// serialized over the cores. Gives how many bytes it wrote.
+fn write_elements<T: Serialize + Clone + Sync>(w: &mut impl Write, items: FindingIter<'_, T>) -> io::Result<usize> {
+    let mut batch: Vec<Cow<'_, T>> = Vec::with_capacity(FINDINGS_PER_BATCH);
+    let mut written = 0;
+    let mut items = items.peekable();
+    while items.peek().is_some() {
+        batch.clear();
+        for item in items.by_ref().take(FINDINGS_PER_BATCH) {
+            batch.push(item?);
+        }
+        let parts = crate::parallel::map_chunks(&batch, 64, |chunk| -> serde_json::Result<Vec<u8>> {
+            let (mut out, mut one) = (Vec::new(), Vec::new());
+            for item in chunk {
+                one.clear();
+                serde_json::to_writer_pretty(&mut one, &**item)?;
+                if out.is_empty() {
+                    // Sized on the first one, with a margin for the
+                    // indentation, instead of doubling from nothing.
+                    out.reserve((one.len() + one.len() / 4 + 8) * chunk.len());
+                }
+                out.extend_from_slice(b",\n    ");
+                indent(&one, &mut out);
+            }
+            Ok(out)
+        });
+        for part in parts {
+            let part = part.map_err(io::Error::other)?;
+            // The array's first element has no comma before it.
+            let skip = usize::from(written == 0);
+            w.write_all(&part[skip..])?;
+            written += part.len();
+        }
+    }
+    Ok(written)
+}
+
+/// Findings serialized in one parallel step of [`BatchReport::write_json`].
 const FINDINGS_PER_BATCH: usize = 256;
 
 /// [`Report`] without its findings, field for field, to write them apart.
@@ -141,8 +356,8 @@ struct Frame<'a> {
     quality_gate: &'a QualityGate,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     per_endpoint_io_ops: &'a [EndpointIo],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    acknowledged_findings: &'a [AcknowledgedFinding],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acknowledged_findings: Option<[AcknowledgedFinding; 0]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     binary_version: &'a Option<String>,
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use perf_sentinel_engine::event::is_region_id;
 use perf_sentinel_engine::registry::{
-    DefaultValue, GreenSummary, Kind, ScoreBatch, ScoreInput, Scorer, Settings, Tunable,
+    BatchStart, DefaultValue, FindingScore, GreenSummary, Kind, ScoreBatch, ScoreInput, Scorer, Settings, Tunable,
 };
-use perf_sentinel_engine::{EventKind, Finding, Span, Trace};
+use perf_sentinel_engine::{EventKind, Span, Trace};
 use serde_json::{Map, Value, json};
 
 use crate::common::ENABLED;
@@ -364,7 +364,7 @@ fn bracket(mid: f64, model: &str, methodology: &str) -> Value {
 }
 
 impl Scorer for Carbon {
-    fn batch(&self) -> Box<dyn ScoreBatch + '_> {
+    fn batch(&self, _start: &BatchStart<'_>) -> Box<dyn ScoreBatch + '_> {
         Box::new(CarbonBatch {
             carbon: self,
             buckets: BTreeMap::new(),
@@ -441,7 +441,7 @@ impl ScoreBatch for CarbonBatch<'_> {
         }
     }
 
-    fn finish(self: Box<Self>, input: &ScoreInput<'_>, _findings: &mut [Finding], summary: &mut GreenSummary) {
+    fn finish(self: Box<Self>, input: &ScoreInput<'_>, summary: &mut GreenSummary) -> Option<FindingScore> {
         let CarbonBatch {
             carbon,
             buckets,
@@ -456,7 +456,7 @@ impl ScoreBatch for CarbonBatch<'_> {
         if !carbon.enabled || input.traces == 0 {
             summary.fields.insert("energy_kwh".into(), json!(0.0));
             summary.fields.insert("energy_model".into(), json!(""));
-            return;
+            return None;
         }
         let operational = buckets.values().fold(0.0_f64, |acc, b| acc + b.co2);
         let embodied = input.traces as f64 * ctx.embodied_per_trace;
@@ -573,6 +573,7 @@ impl ScoreBatch for CarbonBatch<'_> {
             // No measured energy in batch mode: every span is proxy-estimated.
             f.insert("per_service_measured_ratio".into(), map(&|_, _| json!(0.0)));
         }
+        None
     }
 }
 

@@ -7,7 +7,8 @@ use foldhash::HashMap;
 
 use perf_sentinel_engine::finding::GreenImpact;
 use perf_sentinel_engine::registry::{
-    DefaultValue, GateMeasure, GateRule, GreenSummary, Kind, ScoreBatch, ScoreInput, Scorer, Settings,
+    BatchStart, DefaultValue, FindingScore, GateMeasure, GateRule, GreenSummary, Kind, ScoreBatch, ScoreInput, Scorer,
+    Settings,
 };
 use perf_sentinel_engine::{Finding, Trace};
 use serde_json::{Value, json};
@@ -60,12 +61,28 @@ fn build(s: &Settings) -> Result<Box<dyn Scorer>, String> {
 }
 
 impl Scorer for IoIntensity {
-    fn batch(&self) -> Box<dyn ScoreBatch + '_> {
+    fn batch(&self, start: &BatchStart<'_>) -> Box<dyn ScoreBatch + '_> {
+        let avoidable: Vec<&'static str> = start
+            .detectors
+            .values()
+            .filter(|d| d.avoidable_io)
+            .map(|d| d.id)
+            .collect();
+        // Findings of one trace come together, so the largest extra per
+        // (template, endpoint) is summed as each trace ends. Only when a
+        // cross-trace detector declares avoidable I/O can a key recur after
+        // its trace ended; then every key is kept to the end.
+        let keep_keys = start.cross_trace.iter().any(|id| avoidable.contains(id));
         Box::new(IoBatch {
             enabled: self.enabled,
             total: 0,
             traces: 0,
             per_endpoint: HashMap::default(),
+            avoidable,
+            keep_keys,
+            trace: None,
+            extra: BTreeMap::new(),
+            avoidable_sum: 0,
         })
     }
 }
@@ -87,6 +104,27 @@ struct IoBatch {
     traces: usize,
     /// service -> endpoint -> operations.
     per_endpoint: HashMap<Arc<str>, HashMap<Arc<str>, EndpointOps>>,
+    /// Ids of the detectors whose findings count as avoidable I/O.
+    avoidable: Vec<&'static str>,
+    /// Whether `extra` is keyed by trace too and kept to the end.
+    keep_keys: bool,
+    /// The trace whose findings are being tallied.
+    trace: Option<String>,
+    /// Largest extra operations per (trace or "", template, endpoint).
+    extra: BTreeMap<(String, String, String), u64>,
+    /// Avoidable operations of the traces already ended.
+    avoidable_sum: u64,
+}
+
+impl IoBatch {
+    /// Adds the current trace's largest extras to the sum, unless every
+    /// key is kept to the end.
+    fn end_trace(&mut self) {
+        if !self.keep_keys {
+            self.avoidable_sum += self.extra.values().sum::<u64>();
+            self.extra.clear();
+        }
+    }
 }
 
 impl ScoreBatch for IoBatch {
@@ -120,7 +158,31 @@ impl ScoreBatch for IoBatch {
         }
     }
 
-    fn finish(self: Box<Self>, input: &ScoreInput<'_>, findings: &mut [Finding], summary: &mut GreenSummary) {
+    fn tally(&mut self, findings: &[Finding]) {
+        if !self.enabled {
+            return;
+        }
+        for f in findings {
+            if !self.avoidable.contains(&f.finding_type.as_str()) {
+                continue;
+            }
+            if self.trace.as_deref() != Some(f.trace_id.as_str()) {
+                self.end_trace();
+                self.trace = Some(f.trace_id.clone());
+            }
+            let trace = if self.keep_keys {
+                f.trace_id.clone()
+            } else {
+                String::new()
+            };
+            let key = (trace, f.pattern.template.clone(), f.source_endpoint.clone());
+            let extra = f.pattern.occurrences.saturating_sub(1);
+            let slot = self.extra.entry(key).or_default();
+            *slot = (*slot).max(extra);
+        }
+    }
+
+    fn finish(mut self: Box<Self>, _input: &ScoreInput<'_>, summary: &mut GreenSummary) -> Option<FindingScore> {
         let total = self.total;
         let f = &mut summary.fields;
         if !self.enabled {
@@ -131,58 +193,36 @@ impl ScoreBatch for IoBatch {
             f.insert("top_offenders".into(), json!([]));
             summary.metrics.insert("io_waste_ratio".into(), 0.0);
             summary.metrics.insert("avoidable_io_ops".into(), 0.0);
-            return;
+            return None;
         }
-        let per_endpoint = self.per_endpoint.iter().flat_map(|(service, endpoints)| {
-            endpoints
-                .iter()
-                .map(move |(endpoint, e)| ((&**service, &**endpoint), (e.ops, e.traces)))
-        });
-        let iis: HashMap<(&str, &str), f64> = per_endpoint
-            .map(|(k, (ops, traces))| (k, ops as f64 / traces.max(1) as f64))
-            .collect();
-        let avoidable_type = |f: &Finding| {
-            input
-                .detectors
-                .get(f.finding_type.as_str())
-                .is_some_and(|d| d.avoidable_io)
-        };
-        let mut max_extra: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
-        for f in findings.iter().filter(|f| avoidable_type(f)) {
-            let extra = f.pattern.occurrences.saturating_sub(1);
-            let slot = max_extra
-                .entry((&f.trace_id, &f.pattern.template, &f.source_endpoint))
-                .or_default();
-            *slot = (*slot).max(extra);
-        }
-        let avoidable: u64 = max_extra.values().sum();
-        let impacts: Vec<GreenImpact> = findings
+        self.keep_keys = false;
+        self.end_trace();
+        let avoidable = self.avoidable_sum;
+        // service -> endpoint -> IIS.
+        let iis: BTreeMap<String, BTreeMap<String, f64>> = self
+            .per_endpoint
             .iter()
-            .map(|f| {
-                let score = iis
-                    .get(&(f.service.as_str(), f.source_endpoint.as_str()))
-                    .copied()
-                    .unwrap_or(0.0);
-                GreenImpact {
-                    estimated_extra_io_ops: if avoidable_type(f) {
-                        f.pattern.occurrences.saturating_sub(1)
-                    } else {
-                        0
-                    },
-                    io_intensity_score: score,
-                    io_intensity_band: band(score, IIS_BANDS).to_owned(),
-                }
+            .map(|(service, endpoints)| {
+                let scores = endpoints
+                    .iter()
+                    .map(|(endpoint, e)| (endpoint.to_string(), e.ops as f64 / e.traces.max(1) as f64))
+                    .collect();
+                (service.to_string(), scores)
             })
             .collect();
-        for (f, g) in findings.iter_mut().zip(impacts) {
-            f.green_impact = Some(g);
-        }
         let ratio = if total == 0 {
             0.0
         } else {
             avoidable as f64 / total as f64
         };
-        let mut top: Vec<((&str, &str), f64)> = iis.into_iter().collect();
+        let mut top: Vec<((&str, &str), f64)> = iis
+            .iter()
+            .flat_map(|(service, scores)| {
+                scores
+                    .iter()
+                    .map(move |(endpoint, &score)| ((&**service, &**endpoint), score))
+            })
+            .collect();
         top.sort_by(|a, b| {
             b.1.total_cmp(&a.1)
                 .then_with(|| a.0.0.cmp(b.0.0))
@@ -206,5 +246,22 @@ impl ScoreBatch for IoBatch {
         f.insert("top_offenders".into(), Value::Array(top));
         summary.metrics.insert("io_waste_ratio".into(), ratio);
         summary.metrics.insert("avoidable_io_ops".into(), avoidable as f64);
+        let avoidable_types = std::mem::take(&mut self.avoidable);
+        Some(Box::new(move |f: &mut Finding| {
+            let score = iis
+                .get(f.service.as_str())
+                .and_then(|scores| scores.get(f.source_endpoint.as_str()))
+                .copied()
+                .unwrap_or(0.0);
+            f.green_impact = Some(GreenImpact {
+                estimated_extra_io_ops: if avoidable_types.contains(&f.finding_type.as_str()) {
+                    f.pattern.occurrences.saturating_sub(1)
+                } else {
+                    0
+                },
+                io_intensity_score: score,
+                io_intensity_band: band(score, IIS_BANDS).to_owned(),
+            });
+        }))
     }
 }

@@ -114,7 +114,7 @@ impl IngestError {
 
     /// A temporary file of spans (see [`crate::trace::SpanBatch::spilling`])
     /// could not be written or read back.
-    pub(crate) fn spill(e: &std::io::Error) -> Self {
+    pub(crate) fn spill(e: &std::io::Error, of: &str) -> Self {
         use std::io::ErrorKind;
         let dir = std::env::temp_dir();
         let hint = match e.kind() {
@@ -127,7 +127,7 @@ impl IngestError {
         IngestError::new(
             &dir.display().to_string(),
             None,
-            format!("cannot write or read a temporary file of spans: {e}{hint}"),
+            format!("cannot write or read a temporary file of {of}: {e}{hint}"),
         )
     }
 
@@ -289,7 +289,7 @@ fn read_spans_sized(
             (crate::trace::normalize_events(input.events), input.stats)
         }
     };
-    batch.append(spans).map_err(|e| IngestError::spill(&e))?;
+    batch.append(spans).map_err(|e| IngestError::spill(&e, "spans"))?;
     Ok((batch, stats))
 }
 

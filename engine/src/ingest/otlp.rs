@@ -130,7 +130,7 @@ fn read_protobuf_windows(
             Ok(())
         })?;
         drop(window);
-        spans.append(part).map_err(|e| IngestError::spill(&e))?;
+        spans.append(part).map_err(|e| IngestError::spill(&e, "spans"))?;
         stats.add(part_stats);
         blocks.release();
         if !more {

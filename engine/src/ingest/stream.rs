@@ -224,7 +224,7 @@ impl Joined {
             Ok((part, part_stats)) => {
                 self.stats.add(part_stats);
                 if let Err(e) = self.batch.push(part) {
-                    self.failed = Some(IngestError::spill(&e));
+                    self.failed = Some(IngestError::spill(&e, "spans"));
                 }
             }
             Err(e) => self.failed = Some(e),
