@@ -554,3 +554,141 @@ impl Iterator for Merged<'_> {
         next.transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(i: usize) -> Finding {
+        let some = |on: bool, s: String| on.then_some(s);
+        Finding {
+            finding_type: ["n_plus_one_sql", "slow_sql", "redundant_http"][i % 3].to_owned(),
+            severity: [Severity::Critical, Severity::Warning, Severity::Info][i % 3],
+            trace_id: format!("trace-{}", i % 5),
+            service: "order-svc".to_owned(),
+            source_endpoint: "POST /api/orders/{id}/submit".to_owned(),
+            pattern: Pattern {
+                template: format!("SELECT * FROM t WHERE id = ? -- {}", i % 4),
+                occurrences: i as u64,
+                window_ms: 7,
+                distinct_params: u64::MAX,
+                span_duration_us_p50: (i % 2 == 0).then_some(12),
+                span_duration_us_p99: None,
+                span_duration_cv_x1000: Some(0),
+            },
+            suggestion: "batch it\nwith \"IN\" été".to_owned(),
+            first_timestamp: "2025-07-10T14:32:05.000Z".to_owned(),
+            last_timestamp: String::new(),
+            green_impact: (i % 2 == 1).then(|| GreenImpact {
+                estimated_extra_io_ops: 3,
+                io_intensity_score: 0.1 + i as f64,
+                io_intensity_band: "high".to_owned(),
+            }),
+            confidence: [
+                Confidence::CiBatch,
+                Confidence::DaemonStaging,
+                Confidence::DaemonProduction,
+            ][i % 3],
+            classification_method: some(i % 2 == 0, "sanitizer_heuristic".to_owned()),
+            code_location: (i % 3 != 0).then(|| CodeLocation {
+                function: some(i % 2 == 0, "O.submit".to_owned()),
+                filepath: Some("o/O.java".to_owned()),
+                lineno: Some(u32::MAX),
+                namespace: None,
+            }),
+            instrumentation_scopes: (0..i % 3).map(|k| format!("scope-{k}")).collect(),
+            suggested_fix: (i % 2 == 0).then(|| SuggestedFix {
+                pattern: "p".to_owned(),
+                framework: "f".to_owned(),
+                recommendation: "r".to_owned(),
+                reference_url: some(i % 4 == 0, "https://example.org".to_owned()),
+            }),
+            signature: format!("sig-{i}"),
+            span_ids: (0..i % 4).map(|k| format!("{k:016x}")).collect(),
+            trace_level: i % 2 == 0,
+        }
+    }
+
+    fn stored(i: usize) -> Stored {
+        Stored {
+            finding: finding(i),
+            rank: (i % 2) as u32,
+            ack: (i % 3 == 0).then(|| serde_json::json!({"reason": "known", "n": i})),
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_every_field() {
+        let mut record = Vec::new();
+        for i in 0..12 {
+            let s = stored(i);
+            encode(&s, &mut record).unwrap();
+            let len = u32::from_le_bytes([record[0], record[1], record[2], record[3]]) as usize;
+            assert_eq!(len, record.len() - 4);
+            let back = decode(&record[4..]).unwrap();
+            assert_eq!(back.finding, s.finding, "finding {i}");
+            assert_eq!(back.finding.span_ids, s.finding.span_ids);
+            assert_eq!(back.finding.trace_level, s.finding.trace_level);
+            assert_eq!((back.rank, back.ack), (s.rank, s.ack));
+        }
+    }
+
+    /// Runs of sorted findings, read back in the order of sorting them all,
+    /// equal findings in input order; past `FAN_IN` runs, merged into one.
+    #[test]
+    fn runs_merge_in_report_order_with_ties_in_input_order() {
+        // Many equal keys (i % 60 repeats), so ties across runs are common.
+        let all: Vec<(usize, Stored)> = (0..700).map(|i| (i, stored(i % 60))).collect();
+        for per_run in [1, 3, 50, 700] {
+            let mut runs = Runs::default();
+            for chunk in all.chunks(per_run) {
+                let mut chunk: Vec<&(usize, Stored)> = chunk.iter().collect();
+                chunk.sort_by(|(i, a), (j, b)| compare(a.rank, &a.finding, b.rank, &b.finding).then(i.cmp(j)));
+                runs.push(chunk.iter().map(|(_, s)| stored_copy(s)).collect()).unwrap();
+                assert!(runs.runs.len() <= FAN_IN);
+            }
+            assert_eq!(runs.len(), all.len());
+            let mut want: Vec<&(usize, Stored)> = all.iter().collect();
+            want.sort_by(|(i, a), (j, b)| compare(a.rank, &a.finding, b.rank, &b.finding).then(i.cmp(j)));
+            // Read twice: reading does not consume the runs.
+            for _ in 0..2 {
+                let got: Vec<Stored> = runs.read().unwrap().map(Result::unwrap).collect();
+                assert_eq!(got.len(), want.len());
+                for (g, (_, w)) in got.iter().zip(&want) {
+                    assert_eq!(
+                        (&g.finding, g.rank, &g.ack),
+                        (&w.finding, w.rank, &w.ack),
+                        "{per_run} per run"
+                    );
+                }
+            }
+        }
+    }
+
+    fn stored_copy(s: &Stored) -> Stored {
+        Stored {
+            finding: s.finding.clone(),
+            rank: s.rank,
+            ack: s.ack.clone(),
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_not_a_panic() {
+        let mut record = Vec::new();
+        encode(&stored(4), &mut record).unwrap();
+        let body = &record[4..];
+        for cut in 0..body.len() {
+            assert!(decode(&body[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = body.to_vec();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+        // Every byte flipped in turn: an error or some finding, never a panic.
+        for at in 0..body.len() {
+            let mut bad = body.to_vec();
+            bad[at] ^= 0xff;
+            let _ = decode(&bad);
+        }
+    }
+}

@@ -129,6 +129,18 @@ fn analysis_freed_slice_by_slice_equals_analysis_of_the_whole_batch() {
     assert_eq!(whole.per_endpoint_io_ops, sliced.per_endpoint_io_ops);
 }
 
+/// Event `e` of copy number `copy`: its trace and span ids suffixed, so
+/// that every copy is a trace of its own.
+fn copied(e: &Value, copy: usize) -> Value {
+    let mut e = e.clone();
+    for key in ["trace_id", "span_id", "parent_span_id"] {
+        if let Some(id) = e[key].as_str() {
+            e[key] = Value::from(format!("{id}-{copy}"));
+        }
+    }
+    e
+}
+
 /// `analyze` with a spans budget: what it reads past the budget is sorted by
 /// trace id into temporary files and merged back. The budget changes
 /// nothing in the output, down to one span per file, even when every trace
@@ -144,13 +156,7 @@ fn spilling_spans_to_temporary_files_changes_nothing() {
     let mut spread = Vec::new();
     for e in &demo {
         for copy in 0..200 {
-            let mut e = e.clone();
-            for key in ["trace_id", "span_id", "parent_span_id"] {
-                if let Some(id) = e[key].as_str() {
-                    e[key] = Value::from(format!("{id}-{copy}"));
-                }
-            }
-            spread.push(e);
+            spread.push(copied(e, copy));
         }
     }
     std::fs::write(dir.join("spread.json"), serde_json::to_vec(&spread).unwrap()).unwrap();
@@ -229,4 +235,118 @@ fn spilling_spans_to_temporary_files_changes_nothing() {
     let bad = analyze("spread.json", "json", "lots", None);
     assert_eq!(bad.status.code(), Some(2));
     assert!(perf_sentinel_tests::stderr(&bad).contains("PERF_SENTINEL_SPILL_SPANS: expected a number"));
+}
+
+/// `analyze` with a findings budget: past it, findings are sorted, signed
+/// and split by acknowledgment into temporary files, and every format is
+/// written from the files merged back. The budget changes nothing in any
+/// output, down to one finding per file, acknowledged ones included.
+#[test]
+fn spilling_findings_to_temporary_files_changes_nothing() {
+    use std::process::Command;
+
+    let dir = TempDir::new("det-spill-findings");
+    let demo: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(fixture("demo.json")).unwrap()).unwrap();
+    let mut copies = Vec::new();
+    for copy in 0..40 {
+        copies.extend(demo.iter().map(|e| copied(e, copy)));
+    }
+    std::fs::write(dir.join("copies.json"), serde_json::to_vec(&copies).unwrap()).unwrap();
+    std::fs::write(dir.join("big.toml"), "[analyze]\nmax_input_size = 100000000\n").unwrap();
+
+    let analyze = |args: &[&str], budget: &str, tmp: Option<&std::path::Path>| {
+        let mut cmd = Command::new(perf_sentinel_tests::bin());
+        cmd.current_dir(dir.path())
+            .args(["analyze", "--config", "big.toml", "--input", "copies.json"])
+            .args(args)
+            .env("PERF_SENTINEL_SPILL_SPANS", "0")
+            .env("PERF_SENTINEL_SPILL_FINDINGS", budget);
+        if let Some(tmp) = tmp {
+            cmd.env("TMPDIR", tmp);
+        }
+        cmd.output().unwrap()
+    };
+
+    // Acknowledge the most frequent signature: one finding per copy.
+    let held = analyze(&["--format", "json"], "0", None);
+    assert_eq!(held.status.code(), Some(0), "{}", perf_sentinel_tests::stderr(&held));
+    let report: Value = serde_json::from_slice(&held.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert!(findings.len() > 200, "{} findings", findings.len());
+    let mut per_signature = std::collections::BTreeMap::new();
+    for f in findings {
+        *per_signature.entry(f["signature"].as_str().unwrap()).or_insert(0) += 1;
+    }
+    let (signature, recurring) = per_signature.iter().max_by_key(|(_, n)| **n).unwrap();
+    assert!(*recurring >= 40);
+    std::fs::write(
+        dir.join("acks.toml"),
+        format!(
+            "[[acknowledged]]\nsignature = \"{signature}\"\nacknowledged_by = \"a\"\nacknowledged_at = \"2026-01-01\"\nreason = \"known\"\n"
+        ),
+    )
+    .unwrap();
+
+    // Text shows the run's duration, which differs from run to run.
+    let timeless = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out).into_owned();
+        let at = text.find(" ms)").expect("a duration in the header");
+        let from = text[..at].rfind('(').unwrap();
+        format!("{}{}", &text[..from], &text[at..])
+    };
+    for format in ["json", "sarif", "text"] {
+        for extra in [
+            &[][..],
+            &["--acknowledgments", "acks.toml"],
+            &["--acknowledgments", "acks.toml", "--show-acknowledged"],
+            &["--ci"],
+        ] {
+            let mut args = vec!["--format", format];
+            args.extend_from_slice(extra);
+            let held = analyze(&args, "0", None);
+            assert!(
+                held.status.code().is_some_and(|c| c <= 1),
+                "{}",
+                perf_sentinel_tests::stderr(&held)
+            );
+            for budget in ["1", "7", "100"] {
+                let spilled = analyze(&args, budget, None);
+                assert_eq!(
+                    spilled.status.code(),
+                    held.status.code(),
+                    "{}",
+                    perf_sentinel_tests::stderr(&spilled)
+                );
+                if format == "text" {
+                    assert_eq!(
+                        timeless(&held.stdout),
+                        timeless(&spilled.stdout),
+                        "{args:?}: budget {budget}"
+                    );
+                } else {
+                    assert!(held.stdout == spilled.stdout, "{args:?}: budget {budget} differs");
+                }
+            }
+        }
+    }
+
+    // The files really are written: where they cannot be, the run stops
+    // with exit 2 and names the directory.
+    let nowhere = dir.join("no-such-dir");
+    let out = analyze(&["--format", "json"], "100", Some(&nowhere));
+    assert_eq!(out.status.code(), Some(2));
+    let err = perf_sentinel_tests::stderr(&out);
+    assert!(
+        err.contains("no-such-dir") && err.contains("temporary file of findings") && err.contains("TMPDIR"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        analyze(&["--format", "json"], "0", Some(&nowhere)).status.code(),
+        Some(0)
+    );
+
+    let bad = analyze(&["--format", "json"], "many", None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(perf_sentinel_tests::stderr(&bad).contains("PERF_SENTINEL_SPILL_FINDINGS: expected a number"));
 }
