@@ -265,3 +265,125 @@ impl ScoreBatch for IoBatch {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use perf_sentinel_engine::finding::{Confidence, Pattern, Severity};
+    use perf_sentinel_engine::registry::DetectorDescriptor;
+
+    use super::*;
+
+    fn descriptor(id: &'static str, avoidable_io: bool) -> &'static DetectorDescriptor {
+        Box::leak(Box::new(DetectorDescriptor {
+            id,
+            label: id,
+            rank: 1,
+            summary: "",
+            docs: "",
+            crate_name: "tests",
+            avoidable_io,
+            tunables: &[],
+            gate_rules: &[],
+            build: |_| Err(String::new()),
+        }))
+    }
+
+    fn finding(finding_type: &str, trace: &str, template: &str, occurrences: u64) -> Finding {
+        Finding {
+            finding_type: finding_type.into(),
+            severity: Severity::Warning,
+            trace_id: trace.into(),
+            service: "svc".into(),
+            source_endpoint: "GET /".into(),
+            pattern: Pattern {
+                template: template.into(),
+                occurrences,
+                ..Pattern::default()
+            },
+            suggestion: String::new(),
+            first_timestamp: String::new(),
+            last_timestamp: String::new(),
+            green_impact: None,
+            confidence: Confidence::CiBatch,
+            classification_method: None,
+            code_location: None,
+            instrumentation_scopes: vec![],
+            suggested_fix: None,
+            signature: String::new(),
+            span_ids: vec![],
+            trace_level: false,
+        }
+    }
+
+    /// `avoidable_io_ops` after tallying `calls` in order, with
+    /// `cross_trace` as the detectors that have a cross-trace pass; and
+    /// the per-finding score.
+    fn score(cross_trace: &[&'static str], calls: &[Vec<Finding>]) -> (f64, Option<FindingScore>) {
+        // `a` and `c` avoidable, `n` not.
+        let detectors: BTreeMap<&'static str, &'static DetectorDescriptor> = [
+            ("a", descriptor("a", true)),
+            ("c", descriptor("c", true)),
+            ("n", descriptor("n", false)),
+        ]
+        .into_iter()
+        .collect();
+        let start = BatchStart {
+            detectors: &detectors,
+            cross_trace,
+        };
+        let scorer = IoIntensity { enabled: true };
+        let mut batch = scorer.batch(&start);
+        for call in calls {
+            batch.tally(call);
+        }
+        let mut summary = GreenSummary::default();
+        let input = ScoreInput {
+            traces: 2,
+            endpoint_io: &[],
+            detectors: &detectors,
+        };
+        let score = batch.finish(&input, &mut summary);
+        (summary.metrics["avoidable_io_ops"], score)
+    }
+
+    #[test]
+    fn the_largest_extra_per_trace_template_and_endpoint_counts_once() {
+        let per_trace = vec![
+            vec![
+                finding("a", "t1", "X", 5),
+                finding("n", "t1", "X", 10),
+                finding("a", "t1", "X", 3),
+                finding("a", "t1", "Y", 2),
+            ],
+            // A call may hold several traces, each together.
+            vec![finding("a", "t2", "X", 2), finding("a", "t3", "X", 4)],
+        ];
+        // t1: X 4, Y 1; t2: X 1; t3: X 3.
+        assert_eq!(score(&[], &per_trace).0, 9.0);
+        // Every key kept to the end gives the same sum.
+        assert_eq!(score(&["c"], &per_trace).0, 9.0);
+        // A cross-trace detector without avoidable I/O changes nothing.
+        let mut with_cross = per_trace.clone();
+        with_cross.push(vec![finding("n", "t1", "X", 50)]);
+        assert_eq!(score(&["n"], &with_cross).0, 9.0);
+        // An avoidable cross-trace finding on a key of an ended trace
+        // raises that key's largest extra instead of adding to it.
+        let mut with_cross = per_trace.clone();
+        with_cross.push(vec![finding("c", "t1", "X", 7), finding("c", "t4", "Z", 3)]);
+        assert_eq!(score(&["c"], &with_cross).0, 9.0 - 4.0 + 6.0 + 2.0);
+    }
+
+    #[test]
+    fn each_finding_gets_its_extra_operations_and_endpoint_score() {
+        let (_, score) = score(&[], &[vec![finding("a", "t1", "X", 5)]]);
+        let score = score.expect("a score per finding when enabled");
+        for (finding_type, extra) in [("a", 4), ("n", 0)] {
+            let mut f = finding(finding_type, "t9", "X", 5);
+            score(&mut f);
+            let g = f.green_impact.expect("green impact");
+            assert_eq!(g.estimated_extra_io_ops, extra, "{finding_type}");
+            // No spans observed: the endpoint has no score.
+            assert_eq!((g.io_intensity_score, g.io_intensity_band.as_str()), (0.0, "healthy"));
+        }
+    }
+}
