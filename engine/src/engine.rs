@@ -125,12 +125,13 @@ enum Finished {
 
 impl<'e> BatchRun<'e> {
     fn new(engine: &'e Engine, spill: Option<Spill<'e>>) -> BatchRun<'e> {
-        let cross_trace: Vec<&'static str> = engine
-            .detectors
-            .iter()
-            .filter(|d| d.detector.batch().is_some())
-            .map(|d| d.descriptor.id)
-            .collect();
+        let (mut batch_detectors, mut cross_trace) = (Vec::new(), Vec::new());
+        for d in &engine.detectors {
+            if let Some(state) = d.detector.batch() {
+                batch_detectors.push(state);
+                cross_trace.push(d.descriptor.id);
+            }
+        }
         let start = BatchStart {
             detectors: &engine.by_id,
             cross_trace: &cross_trace,
@@ -139,7 +140,7 @@ impl<'e> BatchRun<'e> {
             engine,
             findings: Vec::new(),
             spill,
-            batch_detectors: engine.detectors.iter().filter_map(|d| d.detector.batch()).collect(),
+            batch_detectors,
             scorers: engine.scorers.iter().map(|s| s.scorer.batch(&start)).collect(),
             endpoint_io: EndpointCounter::default(),
             traces: 0,

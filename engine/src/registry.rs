@@ -257,8 +257,9 @@ pub trait BatchDetector: Send {
     /// One trace of the batch, after every per-trace detector ran on it.
     fn observe(&mut self, trace: &Trace);
 
-    /// Findings across the traces observed. Called once, and only for a
-    /// batch of two or more traces.
+    /// Findings across the traces observed, pushed to `out` (which starts
+    /// empty: the per-trace findings may already be on disk). Called once,
+    /// and only for a batch of two or more traces.
     fn finish(self: Box<Self>, out: &mut Vec<Finding>);
 }
 
