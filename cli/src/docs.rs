@@ -29,9 +29,10 @@ pub const BATCH_ENVIRONMENT: &str = "Environment:\n  \
     PERF_SENTINEL_SPILL_SPANS  spans held in memory before they are sorted by trace id\n  \
     \x20                          into a temporary file and merged back later (default\n  \
     \x20                          262144, about 100 MB; 0 holds every span). Same output.\n  \
-    PERF_SENTINEL_SPILL_FINDINGS  findings `analyze` holds before it sorts them into a\n  \
-    \x20                          temporary file, the report written from the files merged\n  \
-    \x20                          back (default 32768, about 50 MB; 0 holds every finding).\n  \
+    PERF_SENTINEL_SPILL_FINDINGS\n  \
+    \x20                          findings `analyze` and `diff` hold before they sort them\n  \
+    \x20                          into a temporary file and read them back merged (default\n  \
+    \x20                          32768, about 50 MB; 0 holds every finding). Same output.\n  \
     TMPDIR                     where those files go (unlinked once open: nothing is\n  \
     \x20                          left behind, even by a killed run).\n  \
     MIMALLOC_PURGE_DELAY       milliseconds before freed memory goes back to the\n  \

@@ -78,8 +78,8 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
 /// `PERF_SENTINEL_SPILL_SPANS` to another count, or to 0 to hold every span.
 const SPILL_SPANS: usize = 1 << 18;
 
-/// Findings `analyze` holds in memory before it sorts what it holds out to
-/// a temporary file (about 50 MB of findings; the report merges them back,
+/// Findings `analyze` and `diff` hold in memory before they sort what they
+/// hold out to a temporary file (about 50 MB of findings; the report merges them back,
 /// byte for byte the same). Set `PERF_SENTINEL_SPILL_FINDINGS` to another
 /// count, or to 0 to hold every finding.
 const SPILL_FINDINGS: usize = 1 << 15;
@@ -409,17 +409,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let cap = perf_sentinel_engine::config::max_input_size(&config);
             let engine = Engine::new(config)?;
             let acks = load_acks(&d.acks)?;
+            let findings_budget = budget("PERF_SENTINEL_SPILL_FINDINGS", "findings", SPILL_FINDINGS)?;
             let mut sides = Vec::new();
             for path in [&d.before, &d.after] {
                 let (spans, stats) = ingest::read_spans_into(Some(path), cap, span_batch()?, &mut |_| {})?;
-                sides.push(engine.report_spans(spans, stats, acks.as_ref())?);
+                sides.push(engine.report_spans_spilling(spans, stats, acks.as_ref(), findings_budget)?);
             }
-            let (a, b) = (&sides[0], &sides[1]);
-            let diff = perf_sentinel_engine::diff::diff(
-                &engine,
-                (&a.findings, &a.per_endpoint_io_ops),
-                (&b.findings, &b.per_endpoint_io_ops),
-            );
+            let diff = perf_sentinel_engine::diff::diff_reports(&engine, &sides[0], &sides[1])?;
             let text = match d.format {
                 OutputFormat::Json => diff.to_json(),
                 OutputFormat::Sarif => render::sarif(&engine, &diff.new_findings, &[]),

@@ -1,5 +1,6 @@
 //! `diff`: what changed between two analyses (spec 05 §6).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::finding::{Finding, Severity};
 use crate::registry::EndpointIo;
+use crate::report::BatchReport;
 
 /// A finding whose severity changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,30 +50,55 @@ fn identity(f: &Finding) -> Identity {
 }
 
 /// Collapses findings with one identity: the most severe one (the first in
-/// sorted order among equals) with the sum of their occurrences.
-fn collapse(findings: &[Finding]) -> BTreeMap<Identity, Finding> {
+/// sorted order among equals) with the sum of their occurrences. Only one
+/// finding per identity is held, however many are read.
+fn collapse<'a>(
+    findings: impl Iterator<Item = std::io::Result<Cow<'a, Finding>>>,
+) -> std::io::Result<BTreeMap<Identity, Finding>> {
     let mut out: BTreeMap<Identity, Finding> = BTreeMap::new();
     for f in findings {
-        match out.get_mut(&identity(f)) {
+        let f = f?;
+        match out.get_mut(&identity(&f)) {
             Some(kept) => {
                 let total = kept.pattern.occurrences + f.pattern.occurrences;
                 if f.severity < kept.severity {
-                    *kept = f.clone();
+                    *kept = f.into_owned();
                 }
                 kept.pattern.occurrences = total;
             }
             None => {
-                out.insert(identity(f), f.clone());
+                out.insert(identity(&f), f.into_owned());
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Compares two analyses' findings and endpoint I/O.
 pub fn diff(engine: &Engine, before: (&[Finding], &[EndpointIo]), after: (&[Finding], &[EndpointIo])) -> Diff {
-    let a = collapse(before.0);
-    let b = collapse(after.0);
+    let held = |findings: &[Finding]| match collapse(findings.iter().map(|f| Ok(Cow::Borrowed(f)))) {
+        Ok(collapsed) => collapsed,
+        Err(_) => unreachable!("held findings are read without I/O"),
+    };
+    compare(engine, (held(before.0), before.1), (held(after.0), after.1))
+}
+
+/// Like [`diff`], for batch reports whose findings may lie in temporary
+/// files (as `analyze` and `diff` make them for large inputs): each side's
+/// findings are read once, in report order, holding one per identity.
+pub fn diff_reports(engine: &Engine, before: &BatchReport<'_>, after: &BatchReport<'_>) -> std::io::Result<Diff> {
+    let a = collapse(before.findings()?)?;
+    let b = collapse(after.findings()?)?;
+    Ok(compare(
+        engine,
+        (a, &before.header().per_endpoint_io_ops),
+        (b, &after.header().per_endpoint_io_ops),
+    ))
+}
+
+type Side<'a> = (BTreeMap<Identity, Finding>, &'a [EndpointIo]);
+
+fn compare(engine: &Engine, (a, before_io): Side<'_>, (b, after_io): Side<'_>) -> Diff {
     let mut new_findings: Vec<Finding> = b
         .iter()
         .filter(|(k, _)| !a.contains_key(*k))
@@ -108,7 +135,7 @@ pub fn diff(engine: &Engine, before: (&[Finding], &[EndpointIo]), after: (&[Find
             .map(|e| ((e.service.clone(), e.endpoint.clone()), e.io_ops))
             .collect()
     };
-    let (oa, ob) = (ops(before.1), ops(after.1));
+    let (oa, ob) = (ops(before_io), ops(after_io));
     let mut keys: Vec<&(String, String)> = oa.keys().chain(ob.keys()).collect();
     keys.sort();
     keys.dedup();

@@ -330,6 +330,39 @@ fn spilling_findings_to_temporary_files_changes_nothing() {
         }
     }
 
+    // `diff` reads each side's findings back from its files, one per
+    // identity held: the same output as with every finding held.
+    let mut fewer: Vec<Value> = copies[..copies.len() / 2].to_vec();
+    fewer.retain(|e| !e["trace_id"].as_str().is_some_and(|t| t.contains("redundant")));
+    std::fs::write(dir.join("fewer.json"), serde_json::to_vec(&fewer).unwrap()).unwrap();
+    let diff = |format: &str, budget: &str| {
+        let out = Command::new(perf_sentinel_tests::bin())
+            .current_dir(dir.path())
+            .args([
+                "diff",
+                "--config",
+                "big.toml",
+                "--before",
+                "copies.json",
+                "--after",
+                "fewer.json",
+            ])
+            .args(["--format", format])
+            .env("PERF_SENTINEL_SPILL_FINDINGS", budget)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", perf_sentinel_tests::stderr(&out));
+        out.stdout
+    };
+    let held: Value = serde_json::from_slice(&diff("json", "0")).unwrap();
+    assert!(!held["resolved_findings"].as_array().unwrap().is_empty(), "{held}");
+    for format in ["json", "sarif", "text"] {
+        let held = diff(format, "0");
+        for budget in ["1", "7"] {
+            assert!(held == diff(format, budget), "diff {format}: budget {budget} differs");
+        }
+    }
+
     // The files really are written: where they cannot be, the run stops
     // with exit 2 and names the directory.
     let nowhere = dir.join("no-such-dir");
