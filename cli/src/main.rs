@@ -311,7 +311,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (spans, stats) = ingest::read_spans_into(a.input.as_deref(), cap, batch, &mut |n| progress.read(n))?;
             progress.analyzing(spans.len());
             let report = engine.report_spans_spilling(spans, stats, acks.as_ref(), findings_budget)?;
-            progress.finish();
+            progress.writing(|| report.counts().total());
             let format = a
                 .format
                 .unwrap_or(if a.ci { OutputFormat::Json } else { OutputFormat::Text });
@@ -332,6 +332,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             written.and_then(|()| w.flush())?;
+            progress.finish();
             let passed = !a.ci || report.header().quality_gate.passed;
             // The process ends here: freeing every finding one by one would
             // only delay the exit.

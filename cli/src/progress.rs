@@ -51,6 +51,17 @@ impl Progress {
         }
     }
 
+    /// The analysis is over and the report is being written: said only
+    /// when the report goes elsewhere than the terminal, which the line
+    /// would otherwise garble.
+    pub fn writing(&mut self, findings: impl FnOnce() -> u64) {
+        self.finish();
+        if self.enabled && self.started.elapsed() >= DELAY && !std::io::stdout().is_terminal() {
+            let line = format!("writing the report: {} findings of {}", findings(), self.label);
+            self.draw(&line);
+        }
+    }
+
     fn draw(&mut self, line: &str) {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{line}");
@@ -58,7 +69,7 @@ impl Progress {
         self.drawn = true;
     }
 
-    /// Clears the line before the report is written.
+    /// Clears the line.
     pub fn finish(&mut self) {
         if self.drawn {
             let mut err = std::io::stderr().lock();
