@@ -35,6 +35,8 @@ pub const BATCH_ENVIRONMENT: &str = "Environment:\n  \
     \x20                          32768, about 50 MB; 0 holds every finding). Same output.\n  \
     TMPDIR                     where those files go (unlinked once open: nothing is\n  \
     \x20                          left behind, even by a killed run).\n  \
+    CI                         when set, `analyze` draws no progress line (otherwise\n  \
+    \x20                          drawn on stderr when it is a terminal, past half a second).\n  \
     MIMALLOC_PURGE_DELAY       milliseconds before freed memory goes back to the\n  \
     \x20                          system (default 5 for batch commands).\n\n";
 
