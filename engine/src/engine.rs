@@ -545,12 +545,10 @@ impl Engine {
         let traces = crate::trace::group_parts(spans.parts).into_iter();
         let traces = traces.map(Ok::<Trace, std::convert::Infallible>);
         match self.report_traces(traces, counts, stats, acks, 0) {
-            // Held, so nothing is read back.
-            Ok(Ok(report)) => match report.into_report() {
+            Ok(report) => match report.and_then(BatchReport::into_report) {
                 Ok(report) => report,
                 Err(_) => unreachable!("a batch without a findings budget writes no file"),
             },
-            Ok(Err(_)) => unreachable!("a batch without a findings budget writes no file"),
             Err(never) => match never {},
         }
     }

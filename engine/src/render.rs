@@ -75,13 +75,18 @@ fn num(v: Option<&Value>) -> f64 {
     v.and_then(Value::as_f64).unwrap_or(0.0)
 }
 
+/// What `write` writes, as text, for held findings: nothing is read from
+/// a file, so only the buffer could fail, and it does not.
+fn held_text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut out = Vec::new();
+    let _ = write(&mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The text report: findings by severity, the GreenOps block and the gate.
 /// `elapsed_ms` is shown in the header; `color` adds ANSI colours.
 pub fn text(engine: &Engine, report: &Report, elapsed_ms: u128, color: bool) -> String {
-    let mut out = Vec::new();
-    // Held findings: nothing to read, so nothing to fail but the buffer.
-    let _ = write_text(engine, &BatchReport::of(report), elapsed_ms, color, &mut out);
-    String::from_utf8(out).unwrap_or_default()
+    held_text(|out| write_text(engine, &BatchReport::of(report), elapsed_ms, color, out))
 }
 
 /// Like [`text`], written to `w` a part at a time, for a report whose
@@ -237,10 +242,7 @@ fn finding_text(engine: &Engine, p: &Paint, i: usize, f: &Finding, o: &mut Strin
 
 /// The acknowledged findings, for `--show-acknowledged` in text output.
 pub fn acknowledged_text(report: &Report) -> String {
-    let mut out = Vec::new();
-    // Held findings: nothing to read, so nothing to fail but the buffer.
-    let _ = write_acknowledged_text(&BatchReport::of(report), &mut out);
-    String::from_utf8(out).unwrap_or_default()
+    held_text(|out| write_acknowledged_text(&BatchReport::of(report), out))
 }
 
 /// Like [`acknowledged_text`], written to `w` a part at a time.
@@ -478,10 +480,7 @@ pub fn sarif(engine: &Engine, findings: &[Finding], acknowledged: &[(Finding, Va
         .iter()
         .map(|f| Ok(sarif_result(f, None)))
         .chain(acknowledged.iter().map(|(f, a)| Ok(sarif_result(f, Some(a)))));
-    let mut out = Vec::new();
-    // Held findings: nothing to read, so nothing to fail but the buffer.
-    let _ = write_sarif_results(engine, results, &mut out);
-    String::from_utf8(out).unwrap_or_default()
+    held_text(|out| write_sarif_results(engine, results, out))
 }
 
 /// Like [`sarif`] for a report, written to `w` a result at a time; the

@@ -150,11 +150,7 @@ impl SpilledFindings {
 
 /// An error reading findings back, naming where they are.
 fn read_error(e: io::Error) -> io::Error {
-    let dir = std::env::temp_dir();
-    io::Error::new(
-        e.kind(),
-        format!("{}: cannot read a temporary file of findings: {e}", dir.display()),
-    )
+    io::Error::new(e.kind(), crate::ingest::IngestError::spill(&e, "findings"))
 }
 
 /// Findings in report order, read one at a time.

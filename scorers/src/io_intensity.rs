@@ -68,10 +68,9 @@ impl Scorer for IoIntensity {
             .filter(|d| d.avoidable_io)
             .map(|d| d.id)
             .collect();
-        // Findings of one trace come together, so the largest extra per
-        // (template, endpoint) is summed as each trace ends. Only when a
-        // cross-trace detector declares avoidable I/O can a key recur after
-        // its trace ended; then every key is kept to the end.
+        // Only when a cross-trace detector declares avoidable I/O can a
+        // (trace, template, endpoint) key recur after its trace's findings
+        // were tallied; then every key is kept to the end.
         let keep_keys = start.cross_trace.iter().any(|id| avoidable.contains(id));
         Box::new(IoBatch {
             enabled: self.enabled,
@@ -79,9 +78,7 @@ impl Scorer for IoIntensity {
             traces: 0,
             per_endpoint: HashMap::default(),
             avoidable,
-            keep_keys,
-            trace: None,
-            extra: BTreeMap::new(),
+            kept: keep_keys.then(BTreeMap::new),
             avoidable_sum: 0,
         })
     }
@@ -106,25 +103,11 @@ struct IoBatch {
     per_endpoint: HashMap<Arc<str>, HashMap<Arc<str>, EndpointOps>>,
     /// Ids of the detectors whose findings count as avoidable I/O.
     avoidable: Vec<&'static str>,
-    /// Whether `extra` is keyed by trace too and kept to the end.
-    keep_keys: bool,
-    /// The trace whose findings are being tallied.
-    trace: Option<String>,
-    /// Largest extra operations per (trace or "", template, endpoint).
-    extra: BTreeMap<(String, String, String), u64>,
-    /// Avoidable operations of the traces already ended.
+    /// Largest extra operations per (trace, template, endpoint), when
+    /// every key is kept to the end.
+    kept: Option<BTreeMap<(String, String, String), u64>>,
+    /// Avoidable operations of the traces tallied, when keys are not kept.
     avoidable_sum: u64,
-}
-
-impl IoBatch {
-    /// Adds the current trace's largest extras to the sum, unless every
-    /// key is kept to the end.
-    fn end_trace(&mut self) {
-        if !self.keep_keys {
-            self.avoidable_sum += self.extra.values().sum::<u64>();
-            self.extra.clear();
-        }
-    }
 }
 
 impl ScoreBatch for IoBatch {
@@ -162,24 +145,36 @@ impl ScoreBatch for IoBatch {
         if !self.enabled {
             return;
         }
-        for f in findings {
-            if !self.avoidable.contains(&f.finding_type.as_str()) {
-                continue;
+        let avoidable = findings
+            .iter()
+            .filter(|f| self.avoidable.contains(&f.finding_type.as_str()));
+        let extra = |f: &Finding| f.pattern.occurrences.saturating_sub(1);
+        if let Some(kept) = &mut self.kept {
+            for f in avoidable {
+                let key = (
+                    f.trace_id.clone(),
+                    f.pattern.template.clone(),
+                    f.source_endpoint.clone(),
+                );
+                let slot = kept.entry(key).or_default();
+                *slot = (*slot).max(extra(f));
             }
-            if self.trace.as_deref() != Some(f.trace_id.as_str()) {
-                self.end_trace();
-                self.trace = Some(f.trace_id.clone());
-            }
-            let trace = if self.keep_keys {
-                f.trace_id.clone()
-            } else {
-                String::new()
-            };
-            let key = (trace, f.pattern.template.clone(), f.source_endpoint.clone());
-            let extra = f.pattern.occurrences.saturating_sub(1);
-            let slot = self.extra.entry(key).or_default();
-            *slot = (*slot).max(extra);
+            return;
         }
+        // A trace's findings all come in one call, so the largest extra per
+        // (template, endpoint) is summed as each trace's run ends.
+        let mut trace: Option<&str> = None;
+        let mut largest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for f in avoidable {
+            if trace != Some(f.trace_id.as_str()) {
+                self.avoidable_sum += largest.values().sum::<u64>();
+                largest.clear();
+                trace = Some(&f.trace_id);
+            }
+            let slot = largest.entry((&f.pattern.template, &f.source_endpoint)).or_default();
+            *slot = (*slot).max(extra(f));
+        }
+        self.avoidable_sum += largest.values().sum::<u64>();
     }
 
     fn finish(mut self: Box<Self>, _input: &ScoreInput<'_>, summary: &mut GreenSummary) -> Option<FindingScore> {
@@ -195,9 +190,7 @@ impl ScoreBatch for IoBatch {
             summary.metrics.insert("avoidable_io_ops".into(), 0.0);
             return None;
         }
-        self.keep_keys = false;
-        self.end_trace();
-        let avoidable = self.avoidable_sum;
+        let avoidable = self.avoidable_sum + self.kept.as_ref().map_or(0, |kept| kept.values().sum());
         // service -> endpoint -> IIS.
         let iis: BTreeMap<String, BTreeMap<String, f64>> = self
             .per_endpoint
@@ -268,7 +261,6 @@ impl ScoreBatch for IoBatch {
 
 #[cfg(test)]
 mod tests {
-    use perf_sentinel_engine::finding::{Confidence, Pattern, Severity};
     use perf_sentinel_engine::registry::DetectorDescriptor;
 
     use super::*;
@@ -289,30 +281,12 @@ mod tests {
     }
 
     fn finding(finding_type: &str, trace: &str, template: &str, occurrences: u64) -> Finding {
-        Finding {
-            finding_type: finding_type.into(),
-            severity: Severity::Warning,
-            trace_id: trace.into(),
-            service: "svc".into(),
-            source_endpoint: "GET /".into(),
-            pattern: Pattern {
-                template: template.into(),
-                occurrences,
-                ..Pattern::default()
-            },
-            suggestion: String::new(),
-            first_timestamp: String::new(),
-            last_timestamp: String::new(),
-            green_impact: None,
-            confidence: Confidence::CiBatch,
-            classification_method: None,
-            code_location: None,
-            instrumentation_scopes: vec![],
-            suggested_fix: None,
-            signature: String::new(),
-            span_ids: vec![],
-            trace_level: false,
-        }
+        serde_json::from_value(json!({
+            "type": finding_type, "severity": "warning", "trace_id": trace, "service": "svc",
+            "source_endpoint": "GET /", "suggestion": "", "first_timestamp": "", "last_timestamp": "",
+            "pattern": {"template": template, "occurrences": occurrences, "window_ms": 0, "distinct_params": 0},
+        }))
+        .unwrap()
     }
 
     /// `avoidable_io_ops` after tallying `calls` in order, with
