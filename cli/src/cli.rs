@@ -45,6 +45,13 @@ pub enum Command {
     /// Compare two trace files: new, resolved and changed findings
     Diff(DiffArgs),
     /// Time the analysis pipeline on a trace file
+    ///
+    /// The file is read and parsed once. Each iteration then runs the
+    /// pipeline over its events, which it reads in place: normalization,
+    /// grouping into traces, every detector and scorer, and the report.
+    /// `throughput_events_per_sec` is the events of all iterations over the
+    /// time of the whole loop; `latency_per_event_us` is each iteration's
+    /// time per event (p50, p99 over iterations).
     Bench(BenchArgs),
     /// List every registered detector and scorer with its tunables
     #[command(alias = "detectors")]

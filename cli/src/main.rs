@@ -261,9 +261,8 @@ fn bench(engine: &Engine, events: &[perf_sentinel_engine::SpanEvent], iterations
     let mut per_event_us: Vec<f64> = Vec::with_capacity(iterations as usize);
     let total = Instant::now();
     for _ in 0..iterations {
-        let batch = events.to_vec();
         let t = Instant::now();
-        let report = engine.report(batch, ingest::IngestStats::default());
+        let report = engine.report_events(events, ingest::IngestStats::default(), None);
         let elapsed = t.elapsed();
         std::hint::black_box(report);
         per_event_us.push(elapsed.as_secs_f64() * 1e6 / n as f64);

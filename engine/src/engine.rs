@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::ack::Acknowledgments;
 use crate::config::{Config, ConfigError, Schema};
 use crate::event::SpanEvent;
-use crate::finding::{Confidence, Finding};
+use crate::finding::{Confidence, Finding, Signer};
 use crate::finding_spill::{Runs, Stored, compare};
 use crate::ingest::IngestStats;
 use crate::registry::{
@@ -81,9 +81,10 @@ impl Spill<'_> {
         }
         let confidence = self.confidence;
         crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
+            let mut signer = Signer::default();
             for f in chunk {
                 f.confidence = confidence;
-                f.signature = f.compute_signature();
+                f.signature = f.signature_with(&mut signer);
             }
         });
         engine.sort_findings(&mut findings);
@@ -239,12 +240,13 @@ impl<'e> BatchRun<'e> {
             ));
         }
         crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
+            let mut signer = Signer::default();
             for f in chunk {
                 for score in &scores {
                     score(f);
                 }
                 f.confidence = confidence;
-                f.signature = f.compute_signature();
+                f.signature = f.signature_with(&mut signer);
             }
         });
         engine.sort_findings(&mut findings);
@@ -539,7 +541,23 @@ impl Engine {
     /// Like [`Engine::report`], moving acknowledged findings out of
     /// `findings` (and out of the quality gate) first.
     pub fn report_with(&self, events: Vec<SpanEvent>, stats: IngestStats, acks: Option<&Acknowledgments>) -> Report {
-        let spans = crate::trace::normalize_events(events);
+        self.report_normalized(crate::trace::normalize_events(events), stats, acks)
+    }
+
+    /// Like [`Engine::report_with`], for events the caller keeps (to
+    /// analyze them again, or under other settings): they are read in place
+    /// instead of moved, and the report is the same.
+    pub fn report_events(&self, events: &[SpanEvent], stats: IngestStats, acks: Option<&Acknowledgments>) -> Report {
+        self.report_normalized(crate::trace::normalize_borrowed(events), stats, acks)
+    }
+
+    /// The report of spans normalized in memory.
+    fn report_normalized(
+        &self,
+        spans: crate::trace::SpanBatch,
+        stats: IngestStats,
+        acks: Option<&Acknowledgments>,
+    ) -> Report {
         let counts = (spans.len() as u64, spans.unparseable_timestamps() as u64);
         // Never spilled: normalized here, in memory.
         let traces = crate::trace::group_parts(spans.parts).into_iter();

@@ -152,6 +152,15 @@ impl Text for Cow<'_, str> {
     }
 }
 
+impl Text for &str {
+    fn cut(&mut self, max: usize) {
+        *self = &self[..char_floor(self, max)];
+    }
+    fn into_compact(self) -> compact_str::CompactString {
+        compact_str::CompactString::from(self)
+    }
+}
+
 /// Text read from a JSON buffer: borrowed from it when the string holds no
 /// escapes, owned when it does. Parsing events as `SpanEvent<InputText>`
 /// from a buffer that outlives them makes no allocation for most strings.
@@ -248,6 +257,41 @@ impl<S: Text> SpanEvent<S> {
         }
         if self.start_unix_nanos.is_none() {
             self.start_unix_nanos = crate::time::parse_timestamp(self.timestamp.as_ref());
+        }
+    }
+}
+
+impl<S: AsRef<str>> SpanEvent<S> {
+    /// The same event borrowing its strings from this one, so that it can
+    /// be normalized without giving it up or copying it.
+    pub fn as_borrowed(&self) -> SpanEvent<&str> {
+        fn text<S: AsRef<str>>(s: &S) -> &str {
+            s.as_ref()
+        }
+        SpanEvent {
+            timestamp: text(&self.timestamp),
+            trace_id: text(&self.trace_id),
+            span_id: text(&self.span_id),
+            parent_span_id: self.parent_span_id.as_ref().map(text),
+            service: text(&self.service),
+            cloud_region: self.cloud_region.as_ref().map(text),
+            kind: self.kind,
+            operation: text(&self.operation),
+            target: text(&self.target),
+            duration_us: self.duration_us,
+            source: EventSource {
+                endpoint: text(&self.source.endpoint),
+                method: text(&self.source.method),
+            },
+            status_code: self.status_code,
+            response_size_bytes: self.response_size_bytes,
+            code_function: self.code_function.as_ref().map(text),
+            code_filepath: self.code_filepath.as_ref().map(text),
+            code_lineno: self.code_lineno,
+            code_namespace: self.code_namespace.as_ref().map(text),
+            instrumentation_scopes: self.instrumentation_scopes.iter().map(text).collect(),
+            start_unix_nanos: self.start_unix_nanos,
+            db_parameters: self.db_parameters.iter().map(text).collect(),
         }
     }
 }

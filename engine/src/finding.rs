@@ -153,8 +153,18 @@ impl Finding {
     /// one signature; acknowledgments and SARIF fingerprints rely on that.
     pub fn compute_signature(&self) -> String {
         use sha2::{Digest, Sha256};
+        self.signature_of(&Sha256::digest(self.pattern.template.as_bytes())[..16])
+    }
+
+    /// [`Finding::compute_signature`], with the template's digest taken
+    /// from `signer` when it has seen the template before.
+    pub fn signature_with(&self, signer: &mut Signer) -> String {
+        self.signature_of(&signer.digest(&self.pattern.template))
+    }
+
+    /// The signature, given the first 16 bytes of the template's digest.
+    fn signature_of(&self, digest: &[u8]) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digest = Sha256::digest(self.pattern.template.as_bytes());
         let mut out =
             String::with_capacity(self.finding_type.len() + self.service.len() + self.source_endpoint.len() + 3 + 32);
         out.push_str(&self.finding_type);
@@ -168,7 +178,7 @@ impl Finding {
                 .filter(|&c| !is_invisible(c)),
         );
         out.push(':');
-        for b in &digest[..16] {
+        for b in digest {
             out.push(HEX[usize::from(b >> 4)] as char);
             out.push(HEX[usize::from(b & 15)] as char);
         }
@@ -176,13 +186,39 @@ impl Finding {
     }
 }
 
+/// Signs findings, remembering the digest of each template it has hashed:
+/// a batch's findings share few templates, and a lookup costs a fraction
+/// of a SHA-256.
+#[derive(Default)]
+pub struct Signer {
+    digests: foldhash::HashMap<String, [u8; 16]>,
+}
+
+impl Signer {
+    /// Templates remembered before the memory starts over.
+    const MAX_TEMPLATES: usize = 4096;
+
+    fn digest(&mut self, template: &str) -> [u8; 16] {
+        use sha2::{Digest, Sha256};
+        if let Some(d) = self.digests.get(template) {
+            return *d;
+        }
+        let mut d = [0; 16];
+        d.copy_from_slice(&Sha256::digest(template.as_bytes())[..16]);
+        if self.digests.len() >= Self::MAX_TEMPLATES {
+            self.digests.clear();
+        }
+        self.digests.insert(template.to_owned(), d);
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn signature_matches_the_reference() {
-        let f = Finding {
+    fn sample() -> Finding {
+        Finding {
             finding_type: "n_plus_one_sql".into(),
             severity: Severity::Warning,
             trace_id: "t".into(),
@@ -204,10 +240,40 @@ mod tests {
             signature: String::new(),
             span_ids: vec![],
             trace_level: false,
-        };
+        }
+    }
+
+    #[test]
+    fn signature_matches_the_reference() {
+        let f = sample();
         assert_eq!(
             f.compute_signature(),
             "n_plus_one_sql:order-svc:POST__api_orders_42_submit:c69d2f3ae7f5c6cdb2c6762367852ec7"
         );
+        let mut signer = Signer::default();
+        assert_eq!(f.signature_with(&mut signer), f.compute_signature());
+        assert_eq!(
+            f.signature_with(&mut signer),
+            f.compute_signature(),
+            "remembered digest"
+        );
+    }
+
+    #[test]
+    fn a_signer_signs_as_the_finding_does_past_its_memory() {
+        let mut signer = Signer::default();
+        let n = Signer::MAX_TEMPLATES + 10;
+        // Each template three times, in an order that revisits old ones
+        // after the memory has started over.
+        for round in 0..3 {
+            for i in 0..n {
+                let i = (i * 7 + round * 13) % n;
+                let mut f = sample();
+                f.service = "s\u{200b}vc".into();
+                f.pattern.template = format!("SELECT {i} FROM t WHERE id = ?");
+                assert_eq!(f.signature_with(&mut signer), f.compute_signature(), "template {i}");
+            }
+        }
+        assert!(signer.digests.len() <= Signer::MAX_TEMPLATES);
     }
 }

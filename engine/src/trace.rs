@@ -74,31 +74,31 @@ impl Span {
             if h.bytes().any(|b| b.is_ascii_uppercase()) {
                 names.intern(&h.to_ascii_lowercase())
             } else {
-                names.intern(h)
+                names.field(Field::Host, h)
             }
         });
         let verb = match event.kind {
             EventKind::Sql => statement_verb(target),
             EventKind::HttpOut => None,
         };
-        let opt = |names: &mut Interner, v: &Option<S>| v.as_ref().map(|v| names.intern(v.as_ref()));
+        let opt = |names: &mut Interner, field, v: &Option<S>| v.as_ref().map(|v| names.field(field, v.as_ref()));
         let record = SpanRecord {
             trace_id: names.trace_id(event.trace_id.as_ref()),
-            service: names.intern(event.service.as_ref()),
-            cloud_region: opt(names, &event.cloud_region),
+            service: names.field(Field::Service, event.service.as_ref()),
+            cloud_region: opt(names, Field::Region, &event.cloud_region),
             kind: event.kind,
-            operation: names.intern(event.operation.as_ref()),
+            operation: names.field(Field::Operation, event.operation.as_ref()),
             duration_us: event.duration_us,
             source: EventSource {
-                endpoint: names.intern(event.source.endpoint.as_ref()),
-                method: names.intern(event.source.method.as_ref()),
+                endpoint: names.field(Field::Endpoint, event.source.endpoint.as_ref()),
+                method: names.field(Field::Method, event.source.method.as_ref()),
             },
             status_code: event.status_code,
             response_size_bytes: event.response_size_bytes,
-            code_function: opt(names, &event.code_function),
-            code_filepath: opt(names, &event.code_filepath),
+            code_function: opt(names, Field::Function, &event.code_function),
+            code_filepath: opt(names, Field::Path, &event.code_filepath),
             code_lineno: event.code_lineno,
-            code_namespace: opt(names, &event.code_namespace),
+            code_namespace: opt(names, Field::Namespace, &event.code_namespace),
             instrumentation_scopes: names.scopes(&event.instrumentation_scopes),
             start_unix_nanos: event.start_unix_nanos,
             host,
@@ -143,6 +143,28 @@ pub struct Interner {
     names: foldhash::HashSet<Arc<str>>,
     last_trace: Option<Arc<str>>,
     last_scopes: Option<Arc<[Arc<str>]>>,
+    /// The last name of each [`Field`]: consecutive spans mostly share
+    /// their service, endpoint and operation, and a comparison with the
+    /// previous one is cheaper than hashing.
+    last: [Option<Arc<str>>; Field::COUNT],
+}
+
+/// The span fields whose last name an [`Interner`] remembers.
+#[derive(Clone, Copy)]
+enum Field {
+    Service,
+    Region,
+    Operation,
+    Endpoint,
+    Method,
+    Function,
+    Path,
+    Namespace,
+    Host,
+}
+
+impl Field {
+    const COUNT: usize = Field::Host as usize + 1;
 }
 
 impl Interner {
@@ -163,6 +185,19 @@ impl Interner {
             return Arc::clone(k);
         }
         self.insert(Arc::from(s))
+    }
+
+    /// The shared copy of `s`, a name of `field`.
+    fn field(&mut self, field: Field, s: &str) -> Arc<str> {
+        let last = &mut self.last[field as usize];
+        if let Some(k) = last
+            && **k == *s
+        {
+            return Arc::clone(k);
+        }
+        let k = self.intern(s);
+        self.last[field as usize] = Some(Arc::clone(&k));
+        k
     }
 
     fn insert(&mut self, k: Arc<str>) -> Arc<str> {
@@ -475,6 +510,18 @@ pub fn normalize_events(events: Vec<SpanEvent>) -> SpanBatch {
         chunk
             .into_iter()
             .map(|e| Span::new(e, &mut templates))
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// Like [`normalize_events`], for events the caller keeps: each is read in
+/// place, and only what a span keeps is copied.
+pub fn normalize_borrowed(events: &[SpanEvent]) -> SpanBatch {
+    SpanBatch::from_parts(crate::parallel::map_chunks(events, 4096, |chunk| {
+        let mut templates = Interner::default();
+        chunk
+            .iter()
+            .map(|e| Span::new(e.as_borrowed(), &mut templates))
             .collect::<Vec<_>>()
     }))
 }

@@ -1,7 +1,7 @@
 //! Property tests of the normalizers: they never panic, they are
 //! idempotent, and no literal of the input survives into the template.
 
-use perf_sentinel_engine::normalize::{normalize_http, normalize_sql};
+use perf_sentinel_engine::normalize::{normalize_http, normalize_sql, url_host};
 use proptest::prelude::*;
 
 fn sql(s: &str) -> (String, Vec<String>) {
@@ -16,8 +16,33 @@ fn http(m: &str, s: &str) -> (String, Vec<String>) {
     (t, p)
 }
 
+/// The host found with `str` splits, as `url_host` used to find it: its
+/// byte scanner must give the same answer.
+fn host_by_splits(target: &str) -> Option<&str> {
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| h.trim_start_matches('['))
+    } else {
+        host.split(':').next()
+    }?;
+    (!host.is_empty()).then_some(host)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn url_host_agrees_with_plain_splits(
+        scheme in "(http://|https://|http:/|ftp://|)",
+        rest in "[a-zA-Z0-9.:@\\[\\]/?#é%-]{0,40}",
+    ) {
+        let target = format!("{scheme}{rest}");
+        prop_assert_eq!(url_host(&target), host_by_splits(&target));
+    }
 
     #[test]
     fn sql_never_panics_and_is_idempotent(s in "\\PC{0,200}") {

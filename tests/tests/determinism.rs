@@ -129,6 +129,46 @@ fn analysis_freed_slice_by_slice_equals_analysis_of_the_whole_batch() {
     assert_eq!(whole.per_endpoint_io_ops, sliced.per_endpoint_io_ops);
 }
 
+#[test]
+fn events_read_in_place_give_the_report_of_events_moved_in() {
+    use perf_sentinel_detectors as _;
+    use perf_sentinel_engine::{Engine, ingest};
+    use perf_sentinel_scorers as _;
+
+    let engine = Engine::with_defaults().unwrap();
+    let mut inputs = Vec::new();
+    for entry in std::fs::read_dir(fixture("")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            inputs.push(ingest::parse(&std::fs::read(&path).unwrap(), &path.display().to_string()).unwrap());
+        }
+    }
+    assert!(inputs.len() >= 8, "{} fixture files", inputs.len());
+    // Past 4,096 events the spans are normalized on several threads.
+    let demo = ingest::parse(&std::fs::read(fixture("demo.json")).unwrap(), "demo.json").unwrap();
+    let mut many = Vec::new();
+    for copy in 0..100 {
+        many.extend(demo.events.iter().map(|e| {
+            let mut e = e.clone();
+            e.trace_id = format!("{}-{copy}", e.trace_id);
+            e.span_id = format!("{}-{copy}", e.span_id);
+            e
+        }));
+    }
+    inputs.push(ingest::Ingested {
+        events: many,
+        stats: demo.stats,
+    });
+    let mut findings = 0;
+    for input in inputs {
+        let in_place = engine.report_events(&input.events, input.stats, None);
+        let moved = engine.report(input.events, input.stats);
+        findings += moved.findings.len();
+        assert_eq!(in_place.to_json(), moved.to_json());
+    }
+    assert!(findings > 100, "{findings} findings compared");
+}
+
 /// Event `e` of copy number `copy`: its trace and span ids suffixed, so
 /// that every copy is a trace of its own.
 fn copied(e: &Value, copy: usize) -> Value {

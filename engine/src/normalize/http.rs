@@ -66,13 +66,18 @@ pub fn url_host(target: &str) -> Option<&str> {
     let rest = target
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit('@').next()?;
+    // Every delimiter is ASCII, so each cut falls on a character boundary.
+    let until = |s: &str, stop: &dyn Fn(u8) -> bool| s.bytes().position(stop).unwrap_or(s.len());
+    let authority = &rest[..until(rest, &|b| matches!(b, b'/' | b'?' | b'#'))];
+    let host = match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
     let host = if host.starts_with('[') {
-        host.split(']').next().map(|h| h.trim_start_matches('['))
+        host[..until(host, &|b| b == b']')].trim_start_matches('[')
     } else {
-        host.split(':').next()
-    }?;
+        &host[..until(host, &|b| b == b':')]
+    };
     (!host.is_empty()).then_some(host)
 }
 
