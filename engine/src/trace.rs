@@ -189,8 +189,7 @@ impl Interner {
 
     /// The shared copy of `s`, a name of `field`.
     fn field(&mut self, field: Field, s: &str) -> Arc<str> {
-        let last = &mut self.last[field as usize];
-        if let Some(k) = last
+        if let Some(k) = &self.last[field as usize]
             && **k == *s
         {
             return Arc::clone(k);

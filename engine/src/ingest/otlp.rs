@@ -555,7 +555,130 @@ fn id_bytes(id: &str, len: usize) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+
     use super::*;
+
+    #[test]
+    fn code_location_endpoint_and_caller_come_from_the_nearest_span_that_has_them() {
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+
+        fn kv(key: &str, value: Value) -> KeyValue {
+            KeyValue {
+                key: key.to_owned(),
+                value: Some(AnyValue { value: Some(value) }),
+                ..Default::default()
+            }
+        }
+        fn text(key: &str, v: &str) -> KeyValue {
+            kv(key, Value::StringValue(v.to_owned()))
+        }
+        fn span(id: u8, parent: u8, name: &str, attributes: Vec<KeyValue>) -> Span {
+            Span {
+                trace_id: vec![7; 16],
+                span_id: vec![id; 8],
+                parent_span_id: if parent == 0 { Vec::new() } else { vec![parent; 8] },
+                name: name.to_owned(),
+                start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(id) * 1_000_000,
+                end_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(id) * 1_000_000 + 500_000,
+                attributes,
+                ..Default::default()
+            }
+        }
+        let spans = vec![
+            // The inbound request: route and code location.
+            span(
+                1,
+                0,
+                "GET /orders/{id}",
+                vec![
+                    text("http.route", "/orders/{id}"),
+                    text("code.function", "show"),
+                    kv("code.lineno", Value::IntValue(12)),
+                    text("code.namespace", "orders.web"),
+                ],
+            ),
+            // An internal span: no route, no code, a URL.
+            span(2, 1, "load", vec![text("http.url", "http://inner/load")]),
+            // SQL under the internal span: code from two hops up.
+            span(
+                3,
+                2,
+                "SELECT",
+                vec![text("db.statement", "SELECT 1"), text("db.system", "postgresql")],
+            ),
+            // A span whose parent names its code the new way.
+            span(4, 0, "job", vec![text("code.function.name", "billing.jobs.run")]),
+            // HTTP under it, its own code location first; a duplicate key
+            // whose first value is not a string hides the second.
+            span(
+                5,
+                4,
+                "POST",
+                vec![
+                    text("url.full", "http://pay/charge"),
+                    kv("http.request.method", Value::IntValue(1)),
+                    text("http.request.method", "POST"),
+                    text("http.method", "PUT"),
+                    kv("http.response.status_code", Value::IntValue(502)),
+                    text("code.filepath", "pay.py"),
+                ],
+            ),
+        ];
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![text("service.name", "shop")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let got = convert(&req);
+        assert_eq!(got.stats.spans_read, 5);
+        assert_eq!(got.stats.spans_without_io_attributes, 2);
+        let [inner, sql, http] = &got.events[..] else {
+            panic!("{} events", got.events.len())
+        };
+        assert_eq!(
+            (inner.kind, inner.target.as_str()),
+            (EventKind::HttpOut, "http://inner/load")
+        );
+        assert_eq!(inner.source.endpoint, "/orders/{id}");
+        assert_eq!(inner.source.method, "show");
+        assert_eq!(inner.code_lineno, Some(12));
+
+        assert_eq!((sql.kind, sql.operation.as_str()), (EventKind::Sql, "postgresql"));
+        assert_eq!(sql.source.endpoint, "http://inner/load");
+        assert_eq!(sql.source.method, "load");
+        assert_eq!(
+            (
+                sql.code_function.as_deref(),
+                sql.code_lineno,
+                sql.code_namespace.as_deref()
+            ),
+            (Some("show"), Some(12), Some("orders.web"))
+        );
+
+        assert_eq!(http.operation, "PUT", "http.request.method's first value is not text");
+        assert_eq!(http.status_code, Some(502));
+        assert_eq!(http.source.endpoint, "unknown");
+        assert_eq!(http.source.method, "job");
+        assert_eq!(
+            (
+                http.code_function.as_deref(),
+                http.code_filepath.as_deref(),
+                http.code_namespace.as_deref()
+            ),
+            (None, Some("pay.py"), None),
+            "its own code location, not its parent's"
+        );
+    }
 
     #[test]
     fn request_from_events_reads_back_as_the_same_events() {
