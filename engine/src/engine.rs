@@ -80,13 +80,8 @@ impl Spill<'_> {
             return;
         }
         let confidence = self.confidence;
-        crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
-            let mut signer = Signer::default();
-            for f in chunk {
-                f.confidence = confidence;
-                f.signature = f.signature_with(&mut signer);
-            }
-        });
+        // Scores are applied as the runs are read back.
+        settle(&mut findings, &[], confidence);
         engine.sort_findings(&mut findings);
         let (kept, acked) = match self.acks {
             Some(acks) => acks.apply(findings),
@@ -116,6 +111,21 @@ impl Spill<'_> {
             self.error = Some(e);
         }
     }
+}
+
+/// Applies `scores` to each finding, then sets its confidence and its
+/// signature, on every core.
+fn settle(findings: &mut [Finding], scores: &[FindingScore], confidence: Confidence) {
+    crate::parallel::for_each_chunk(findings, PARALLEL_MIN_TRACES, |chunk| {
+        let mut signer = Signer::default();
+        for f in chunk {
+            for score in scores {
+                score(f);
+            }
+            f.confidence = confidence;
+            f.signature = f.signature_with(&mut signer);
+        }
+    });
 }
 
 /// How a batch ended: its findings held, or written out.
@@ -239,16 +249,7 @@ impl<'e> BatchRun<'e> {
                 },
             ));
         }
-        crate::parallel::for_each_chunk(&mut findings, PARALLEL_MIN_TRACES, |chunk| {
-            let mut signer = Signer::default();
-            for f in chunk {
-                for score in &scores {
-                    score(f);
-                }
-                f.confidence = confidence;
-                f.signature = f.signature_with(&mut signer);
-            }
-        });
+        settle(&mut findings, &scores, confidence);
         engine.sort_findings(&mut findings);
         Ok(Finished::Held(Analysis {
             findings,

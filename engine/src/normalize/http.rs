@@ -67,16 +67,16 @@ pub fn url_host(target: &str) -> Option<&str> {
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"))?;
     // Every delimiter is ASCII, so each cut falls on a character boundary.
-    let until = |s: &str, stop: &dyn Fn(u8) -> bool| s.bytes().position(stop).unwrap_or(s.len());
-    let authority = &rest[..until(rest, &|b| matches!(b, b'/' | b'?' | b'#'))];
+    let authority = &rest[..memchr::memchr3(b'/', b'?', b'#', rest.as_bytes()).unwrap_or(rest.len())];
     let host = match memchr::memrchr(b'@', authority.as_bytes()) {
         Some(at) => &authority[at + 1..],
         None => authority,
     };
+    let until = |stop: u8| memchr::memchr(stop, host.as_bytes()).unwrap_or(host.len());
     let host = if host.starts_with('[') {
-        host[..until(host, &|b| b == b']')].trim_start_matches('[')
+        host[..until(b']')].trim_start_matches('[')
     } else {
-        &host[..until(host, &|b| b == b':')]
+        &host[..until(b':')]
     };
     (!host.is_empty()).then_some(host)
 }
