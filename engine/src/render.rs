@@ -1,8 +1,10 @@
 //! Human and code-scanning renderings of a report: text and SARIF 2.1.0.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::engine::Engine;
@@ -14,8 +16,14 @@ pub const SARIF_SCHEMA: &str =
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 
 /// Removes terminal control sequences and invisible characters from untrusted text.
-pub fn clean(s: &str) -> String {
-    s.chars().filter(|&c| !c.is_control() && !is_invisible(c)).collect()
+///
+/// Printable ASCII, which is what reports almost always hold, has neither
+/// and is returned as it is.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().filter(|&c| !c.is_control() && !is_invisible(c)).collect())
 }
 
 /// Width the text report keeps to.
@@ -27,11 +35,10 @@ pub fn wrap(text: &str, indent: usize, width: usize) -> String {
     let avail = width.saturating_sub(indent).max(20);
     let mut out = String::with_capacity(text.len() + 16);
     let mut col = 0;
-    for word in text.split_whitespace() {
-        let len = word.chars().count();
+    let mut place = |word: &str, len: usize| {
         if col > 0 && col + 1 + len > avail {
             out.push('\n');
-            out.push_str(&" ".repeat(indent));
+            out.extend(std::iter::repeat_n(' ', indent));
             col = 0;
         } else if col > 0 {
             out.push(' ');
@@ -39,6 +46,27 @@ pub fn wrap(text: &str, indent: usize, width: usize) -> String {
         }
         out.push_str(word);
         col += len;
+    };
+    if text.is_ascii() {
+        // One byte per character: words are cut on the ASCII characters
+        // that `char::is_whitespace` calls white space (vertical tab too).
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b.is_ascii_whitespace() || b == 0x0B {
+                if i > start {
+                    place(&text[start..i], i - start);
+                }
+                start = i + 1;
+            }
+        }
+        if start < bytes.len() {
+            place(&text[start..], bytes.len() - start);
+        }
+    } else {
+        for word in text.split_whitespace() {
+            place(word, word.chars().count());
+        }
     }
     out
 }
@@ -385,12 +413,18 @@ pub fn safe_sarif_path(p: &str) -> bool {
     if p.split(['/', '\\']).any(|seg| seg == "..") {
         return false;
     }
-    let lower = p.to_ascii_lowercase();
-    if ["%2e%2e", ".%2e", "%2e.", "%25", "%c0", "%c1", "%e0%80"]
-        .iter()
-        .any(|t| lower.contains(t))
-    {
-        return false;
+    // Every encoded form refused below starts with `%`.
+    if p.contains('%') {
+        let lower = p.to_ascii_lowercase();
+        if ["%2e%2e", ".%2e", "%2e.", "%25", "%c0", "%c1", "%e0%80"]
+            .iter()
+            .any(|t| lower.contains(t))
+        {
+            return false;
+        }
+    }
+    if p.is_ascii() {
+        return !p.bytes().any(|b| b.is_ascii_control());
     }
     !p.chars().any(|c| c.is_control() || is_invisible(c))
 }
@@ -411,75 +445,143 @@ fn rank(c: Confidence) -> u32 {
     }
 }
 
-fn sarif_result(f: &Finding, acked: Option<&Value>) -> Value {
-    let text = format!(
-        "{} in {} on {}: {} ({} occurrences, {}ms window). {}",
-        f.finding_type,
-        clean(&f.service),
-        clean(&f.source_endpoint),
-        clean(&f.pattern.template),
-        f.pattern.occurrences,
-        f.pattern.window_ms,
-        clean(&f.suggestion)
-    );
-    let mut props = serde_json::Map::new();
-    props.insert(
-        "confidence".into(),
-        serde_json::to_value(f.confidence).unwrap_or(Value::Null),
-    );
-    if !f.signature.is_empty() {
-        props.insert("signature".into(), json!(f.signature));
-    }
-    props.insert("traceId".into(), json!(f.trace_id));
-    if let Some(fix) = &f.suggested_fix {
-        // SARIF `fixes` require artifact changes; a textual recommendation goes here.
-        props.insert("suggestedFix".into(), serde_json::to_value(fix).unwrap_or(Value::Null));
-    }
-    if let Some(a) = acked {
-        props.insert("acknowledged".into(), json!(true));
-        for (k, src) in [
-            ("acknowledgmentReason", "reason"),
-            ("acknowledgmentBy", "acknowledged_by"),
-            ("acknowledgmentAt", "acknowledged_at"),
-        ] {
-            if let Some(v) = a.get(src) {
-                props.insert(k.into(), v.clone());
-            }
-        }
-    }
-    let mut r = json!({
-        "ruleId": f.finding_type,
-        "level": level(f.severity),
-        "message": { "text": text },
-        "properties": props,
-        "rank": rank(f.confidence),
-    });
-    if let Some(path) = f
-        .code_location
-        .as_ref()
-        .and_then(|c| c.filepath.as_deref())
-        .filter(|p| safe_sarif_path(p))
-    {
-        let mut phys = json!({ "artifactLocation": { "uri": path } });
-        if let Some(l) = f.code_location.as_ref().and_then(|c| c.lineno).filter(|&l| l >= 1) {
-            phys["region"] = json!({ "startLine": l });
-        }
-        r["locations"] = json!([{ "physicalLocation": phys }]);
-    }
-    if !f.signature.is_empty() {
-        r["partialFingerprints"] = json!({ "perfsentinel/v1": f.signature });
-        r["fingerprints"] = json!({ "perfsentinel/v1": f.signature });
-    }
-    r
+/// One SARIF result, borrowing from its finding; fields in the order the
+/// log has always written them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult<'a> {
+    rule_id: &'a str,
+    level: &'static str,
+    message: SarifMessage,
+    properties: SarifProperties<'a>,
+    rank: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locations: Option<[SarifLocation<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial_fingerprints: Option<Fingerprints<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprints: Option<Fingerprints<'a>>,
 }
+
+#[derive(Serialize)]
+struct SarifMessage {
+    text: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifProperties<'a> {
+    confidence: Confidence,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    signature: &'a str,
+    trace_id: &'a str,
+    /// SARIF `fixes` require artifact changes; a textual recommendation goes here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggested_fix: Option<&'a crate::finding::SuggestedFix>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acknowledged: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acknowledgment_reason: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acknowledgment_by: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acknowledgment_at: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifLocation<'a> {
+    physical_location: PhysicalLocation<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PhysicalLocation<'a> {
+    artifact_location: ArtifactLocation<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<Region>,
+}
+
+#[derive(Serialize)]
+struct ArtifactLocation<'a> {
+    uri: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Region {
+    start_line: u32,
+}
+
+#[derive(Serialize)]
+struct Fingerprints<'a> {
+    #[serde(rename = "perfsentinel/v1")]
+    v1: &'a str,
+}
+
+impl<'a> SarifResult<'a> {
+    /// The result for `f`; `acked` is its acknowledgment, if it has one.
+    fn new(f: &'a Finding, acked: Option<&'a Value>) -> SarifResult<'a> {
+        let text = format!(
+            "{} in {} on {}: {} ({} occurrences, {}ms window). {}",
+            f.finding_type,
+            clean(&f.service),
+            clean(&f.source_endpoint),
+            clean(&f.pattern.template),
+            f.pattern.occurrences,
+            f.pattern.window_ms,
+            clean(&f.suggestion)
+        );
+        let ack_field = |key: &str| acked.and_then(|a| a.get(key));
+        let code = f.code_location.as_ref();
+        let locations = code
+            .and_then(|c| c.filepath.as_deref())
+            .filter(|p| safe_sarif_path(p))
+            .map(|uri| {
+                [SarifLocation {
+                    physical_location: PhysicalLocation {
+                        artifact_location: ArtifactLocation { uri },
+                        region: code
+                            .and_then(|c| c.lineno)
+                            .filter(|&l| l >= 1)
+                            .map(|start_line| Region { start_line }),
+                    },
+                }]
+            });
+        let signed = (!f.signature.is_empty()).then_some(Fingerprints { v1: &f.signature });
+        SarifResult {
+            rule_id: &f.finding_type,
+            level: level(f.severity),
+            message: SarifMessage { text },
+            properties: SarifProperties {
+                confidence: f.confidence,
+                signature: &f.signature,
+                trace_id: &f.trace_id,
+                suggested_fix: f.suggested_fix.as_ref(),
+                acknowledged: acked.map(|_| true),
+                acknowledgment_reason: ack_field("reason"),
+                acknowledgment_by: ack_field("acknowledged_by"),
+                acknowledgment_at: ack_field("acknowledged_at"),
+            },
+            rank: rank(f.confidence),
+            locations,
+            partial_fingerprints: signed.as_ref().map(|s| Fingerprints { v1: s.v1 }),
+            fingerprints: signed,
+        }
+    }
+}
+
+/// A finding to write as a SARIF result, with its acknowledgment if it has one.
+type SarifItem<'a> = std::io::Result<(Cow<'a, Finding>, Option<Cow<'a, Value>>)>;
 
 /// A SARIF 2.1.0 log with one run: every registered detector as a rule, then
 /// one result per finding (acknowledged ones after, when given).
 pub fn sarif(engine: &Engine, findings: &[Finding], acknowledged: &[(Finding, Value)]) -> String {
-    let results = findings
-        .iter()
-        .map(|f| Ok(sarif_result(f, None)))
-        .chain(acknowledged.iter().map(|(f, a)| Ok(sarif_result(f, Some(a)))));
+    let results = findings.iter().map(|f| Ok((Cow::Borrowed(f), None))).chain(
+        acknowledged
+            .iter()
+            .map(|(f, a)| Ok((Cow::Borrowed(f), Some(Cow::Borrowed(a))))),
+    );
     held_text(|out| write_sarif_results(engine, results, out))
 }
 
@@ -491,13 +593,14 @@ pub fn write_sarif(
     acknowledged: bool,
     w: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let results = report.findings()?.map(|f| f.map(|f| sarif_result(&f, None)));
+    let results = report.findings()?.map(|f| f.map(|f| (f, None)));
     let acked = if acknowledged {
-        Some(
-            report
-                .acknowledged()?
-                .map(|a| a.map(|a| sarif_result(&a.finding, Some(&a.acknowledgment)))),
-        )
+        Some(report.acknowledged()?.map(|a| {
+            a.map(|a| match a {
+                Cow::Borrowed(a) => (Cow::Borrowed(&a.finding), Some(Cow::Borrowed(&a.acknowledgment))),
+                Cow::Owned(a) => (Cow::Owned(a.finding), Some(Cow::Owned(a.acknowledgment))),
+            })
+        }))
     } else {
         None
     };
@@ -505,9 +608,9 @@ pub fn write_sarif(
 }
 
 /// Writes the SARIF log with `results` in its run, as pretty JSON.
-fn write_sarif_results(
+fn write_sarif_results<'a>(
     engine: &Engine,
-    results: impl Iterator<Item = std::io::Result<Value>>,
+    results: impl Iterator<Item = SarifItem<'a>>,
     w: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     let rules: Vec<Value> = engine
@@ -551,8 +654,10 @@ fn write_sarif_results(
     let mut one = Vec::new();
     let mut any = false;
     for result in results {
+        let (finding, acked) = result?;
         one.clear();
-        serde_json::to_writer_pretty(&mut one, &result?).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut one, &SarifResult::new(&finding, acked.as_deref()))
+            .map_err(std::io::Error::other)?;
         w.write_all(if any { b",\n        " } else { b"\n        " })?;
         let mut from = 0;
         for nl in memchr::memchr_iter(b'\n', &one) {
