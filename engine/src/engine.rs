@@ -46,6 +46,43 @@ const PARALLEL_MIN_TRACES: usize = 256;
 /// Traces analyzed, then freed, at a time by [`Engine::analyze_owned`].
 const OWNED_SLICE_TRACES: usize = 1024;
 
+/// Traces a thread claims at a time from a slice being analyzed.
+const CLAIM_TRACES: usize = 32;
+
+/// A slice of traces whose chunks the analysis threads claim in turn.
+struct SliceJob {
+    traces: Vec<Trace>,
+    chunks: usize,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl SliceJob {
+    fn new(traces: Vec<Trace>) -> SliceJob {
+        SliceJob {
+            chunks: traces.len().div_ceil(CLAIM_TRACES),
+            traces,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next unclaimed chunk and its index, if any is left.
+    fn claim(&self) -> Option<(usize, &[Trace])> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = i.checked_mul(CLAIM_TRACES).filter(|&s| s < self.traces.len())?;
+        Some((i, &self.traces[start..(start + CLAIM_TRACES).min(self.traces.len())]))
+    }
+}
+
+/// What an analysis helper sends back for a slice.
+enum Claimed {
+    /// The findings of chunk `.0`.
+    Chunk(usize, Vec<Finding>),
+    /// Nothing left to claim; the helper let go of the slice.
+    Done,
+    /// A detector panicked on the helper: raised again by the caller.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
 /// One batch under analysis: the findings so far and every cross-trace state.
 struct BatchRun<'e> {
     engine: &'e Engine,
@@ -431,50 +468,67 @@ impl Engine {
         }
         let detectors = &self.detectors;
         std::thread::scope(|scope| {
-            // Helper threads take their part of every slice and live for the
-            // whole batch (at 1M events, 50 MB less peak memory than threads
-            // started per slice; docs/PERFORMANCE.md).
+            // Helper threads live for the whole batch (at 1M events, 50 MB
+            // less peak memory than threads started per slice;
+            // docs/PERFORMANCE.md) and claim chunks of each slice as they
+            // become free, so that no core waits on a fixed share.
+            let (found_tx, found_rx) = std::sync::mpsc::channel::<Claimed>();
             let mut lanes = Vec::with_capacity(helpers);
             for _ in 0..helpers {
-                let (job_tx, job_rx) = std::sync::mpsc::channel::<(Arc<Vec<Trace>>, std::ops::Range<usize>)>();
-                let (found_tx, found_rx) = std::sync::mpsc::channel::<Vec<Finding>>();
-                let handle = scope.spawn(move || {
-                    for (slice, range) in job_rx {
-                        let found = detect_traces(detectors, &slice[range]);
+                let (job_tx, job_rx) = std::sync::mpsc::channel::<Arc<SliceJob>>();
+                let found_tx = found_tx.clone();
+                scope.spawn(move || {
+                    for job in job_rx {
+                        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            while let Some((i, chunk)) = job.claim() {
+                                let _ = found_tx.send(Claimed::Chunk(i, detect_traces(detectors, chunk)));
+                            }
+                        }));
                         // Released before answering, so that the caller
                         // holds the last reference and frees the slice.
-                        drop(slice);
-                        if found_tx.send(found).is_err() {
-                            break;
+                        drop(job);
+                        match answer {
+                            Ok(()) => {
+                                let _ = found_tx.send(Claimed::Done);
+                            }
+                            Err(panic) => {
+                                let _ = found_tx.send(Claimed::Panicked(panic));
+                                return;
+                            }
                         }
                     }
                 });
-                lanes.push((job_tx, found_rx, Some(handle)));
+                lanes.push(job_tx);
             }
+            drop(found_tx);
             let mut slice = first;
             while !slice.is_empty() {
-                let n = slice.len();
-                let size = n.div_ceil(helpers + 1);
-                let shared = Arc::new(slice);
-                for (i, (job_tx, _, _)) in lanes.iter().enumerate() {
-                    let range = ((i + 1) * size).min(n)..((i + 2) * size).min(n);
-                    // A helper that stopped is reported when its answer is read.
-                    let _ = job_tx.send((Arc::clone(&shared), range));
+                let job = Arc::new(SliceJob::new(slice));
+                for job_tx in &lanes {
+                    let _ = job_tx.send(Arc::clone(&job));
                 }
-                run.keep(detect_traces(detectors, &shared[..size.min(n)]));
-                for (_, found_rx, handle) in &mut lanes {
+                // While the helpers start on the slice: the cross-trace
+                // states see it, in order, and the next slice is grouped.
+                run.observe(&job.traces);
+                let next = next_slice();
+                let mut parts: Vec<Option<Vec<Finding>>> = std::iter::repeat_with(|| None).take(job.chunks).collect();
+                while let Some((i, chunk)) = job.claim() {
+                    parts[i] = Some(detect_traces(detectors, chunk));
+                }
+                let mut done = 0;
+                while done < lanes.len() {
                     match found_rx.recv() {
-                        Ok(part) => run.keep(part),
-                        // The helper panicked: raise its panic here.
-                        Err(_) => match handle.take().map(std::thread::ScopedJoinHandle::join) {
-                            Some(Err(panic)) => std::panic::resume_unwind(panic),
-                            _ => unreachable!("an analysis helper stopped without a panic"),
-                        },
+                        Ok(Claimed::Chunk(i, found)) => parts[i] = Some(found),
+                        Ok(Claimed::Done) => done += 1,
+                        Ok(Claimed::Panicked(panic)) => std::panic::resume_unwind(panic),
+                        Err(_) => unreachable!("analysis helpers stopped without a panic"),
                     }
                 }
-                run.observe(&shared);
-                drop(shared);
-                slice = next_slice()?;
+                drop(job);
+                for part in parts {
+                    run.keep(part.unwrap_or_default());
+                }
+                slice = next?;
             }
             drop(lanes);
             let count = run.traces;
