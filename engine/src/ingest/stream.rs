@@ -28,10 +28,11 @@ use super::{Format, IngestError, IngestStats, Ingested, MAX_JSON_DEPTH, expected
 use crate::event::{InputText, SpanEvent};
 use crate::trace::{Interner, Span, SpanBatch};
 
-/// Bytes of whole elements handed to a worker at a time.
-const RUN_BYTES: usize = 1 << 20;
+/// Bytes of whole elements handed to a worker at a time: small enough that
+/// the workers start soon after the first read and finish together.
+const RUN_BYTES: usize = 1 << 18;
 /// Bytes read from the input at a time.
-const READ_BYTES: usize = 1 << 20;
+const READ_BYTES: usize = 1 << 18;
 
 /// Line and column of the first byte of a run.
 #[derive(Clone, Copy)]
