@@ -511,7 +511,7 @@ impl Engine {
                 // states see it, in order, and the next slice is grouped.
                 run.observe(&job.traces);
                 let next = next_slice();
-                let mut parts: Vec<Option<Vec<Finding>>> = std::iter::repeat_with(|| None).take(job.chunks).collect();
+                let mut parts: Vec<Option<Vec<Finding>>> = vec![None; job.chunks];
                 while let Some((i, chunk)) = job.claim() {
                     parts[i] = Some(detect_traces(detectors, chunk));
                 }

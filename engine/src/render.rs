@@ -513,7 +513,7 @@ struct Region {
     start_line: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone, Copy)]
 struct Fingerprints<'a> {
     #[serde(rename = "perfsentinel/v1")]
     v1: &'a str,
@@ -565,7 +565,7 @@ impl<'a> SarifResult<'a> {
             },
             rank: rank(f.confidence),
             locations,
-            partial_fingerprints: signed.as_ref().map(|s| Fingerprints { v1: s.v1 }),
+            partial_fingerprints: signed,
             fingerprints: signed,
         }
     }
