@@ -8,19 +8,23 @@ use super::ParamSink;
 pub const MAX_QUERY_PARAMS: usize = 100;
 
 /// Normalizes an HTTP call and returns its template; literals go to `params`.
+///
+/// Path segments that are all digits become `{id}` and UUIDs `{uuid}`; the
+/// rest of the path is copied in runs between them, so a path without
+/// identifiers is one copy.
 pub fn normalize_http(method: &str, target: &str, params: &mut impl ParamSink) -> String {
     let rest = target
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"));
     let path_and_query = match rest {
-        Some(after_scheme) => match after_scheme.find('/') {
+        Some(after_scheme) => match memchr::memchr(b'/', after_scheme.as_bytes()) {
             Some(p) => &after_scheme[p..],
             None => "/",
         },
         None => target,
     };
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    let (path, query) = match memchr::memchr(b'?', path_and_query.as_bytes()) {
+        Some(q) => (&path_and_query[..q], Some(&path_and_query[q + 1..])),
         None => (path_and_query, None),
     };
     if let Some(q) = query {
@@ -35,26 +39,41 @@ pub fn normalize_http(method: &str, target: &str, params: &mut impl ParamSink) -
         out.push('/');
         return out;
     }
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        if is_uuid(seg) {
-            out.push_str("{uuid}");
-            params.push(seg);
-        } else if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str("{id}");
-            params.push(seg);
+    // Every cut is next to a `/`, so each falls on a character boundary.
+    let bytes = path.as_bytes();
+    let mut copied = 0;
+    let mut start = 0;
+    loop {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(bytes.len(), |i| start + i);
+        let seg = &bytes[start..end];
+        let placeholder = if seg.len() == 36 && is_uuid(seg) {
+            Some("{uuid}")
+        } else if seg.first().is_some_and(u8::is_ascii_digit) && seg.iter().all(u8::is_ascii_digit) {
+            Some("{id}")
         } else {
-            out.push_str(seg);
+            None
+        };
+        if let Some(placeholder) = placeholder {
+            out.push_str(&path[copied..start]);
+            out.push_str(placeholder);
+            params.push(&path[start..end]);
+            copied = end;
         }
+        if end == bytes.len() {
+            break;
+        }
+        start = end + 1;
     }
+    out.push_str(&path[copied..]);
     out
 }
 
-fn is_uuid(s: &str) -> bool {
+fn is_uuid(s: &[u8]) -> bool {
     s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
+        && s.iter().enumerate().all(|(i, &b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_hexdigit(),
         })
@@ -124,6 +143,62 @@ mod tests {
         let q: Vec<String> = (0..150).map(|i| format!("k{i}=v")).collect();
         let (_, p) = norm("GET", &format!("/x?{}", q.join("&")));
         assert_eq!(p.len(), MAX_QUERY_PARAMS);
+    }
+
+    /// The segment-by-segment rule the run-copying `normalize_http` replaced.
+    fn normalize_by_segments(method: &str, target: &str, params: &mut Vec<String>) -> String {
+        let rest = target
+            .strip_prefix("http://")
+            .or_else(|| target.strip_prefix("https://"));
+        let path_and_query = match rest {
+            Some(after_scheme) => after_scheme.find('/').map_or("/", |p| &after_scheme[p..]),
+            None => target,
+        };
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        for pair in query.into_iter().flat_map(|q| q.split('&')).take(MAX_QUERY_PARAMS) {
+            params.push(pair.to_owned());
+        }
+        if path.is_empty() || path == "/" {
+            return format!("{method} /");
+        }
+        let segments: Vec<&str> = path
+            .split('/')
+            .map(|seg| {
+                if is_uuid(seg.as_bytes()) {
+                    params.push(seg.to_owned());
+                    "{uuid}"
+                } else if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                    params.push(seg.to_owned());
+                    "{id}"
+                } else {
+                    seg
+                }
+            })
+            .collect();
+        format!("{method} {}", segments.join("/"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn copies_runs_as_the_segment_rule(
+            scheme in "(|http://|https://|HTTP://)",
+            host in "[a-z:@.]{0,6}",
+            parts in proptest::collection::vec(
+                "(|[0-9]{1,4}|[a-z0-9-]{1,5}|0f8fad5b-d9cb-469f-a165-70867728950e|[0-9a-f-]{36}|é1|[?&=/]{1,2})",
+                0..8,
+            ),
+        ) {
+            let target = format!("{scheme}{host}/{}", parts.join("/"));
+            let mut fast = Vec::new();
+            let mut slow = Vec::new();
+            let template = normalize_http("GET", &target, &mut fast);
+            proptest::prop_assert_eq!(template, normalize_by_segments("GET", &target, &mut slow));
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]

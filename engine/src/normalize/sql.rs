@@ -106,8 +106,14 @@ pub fn normalize_sql(sql: &str, params: &mut impl ParamSink) -> String {
                 i += 1;
             }
             _ => {
-                out.push(c);
-                i += 1;
+                // Up to the next byte that may start a literal or an `IN`,
+                // everything is copied as it is.
+                let run_end = b[i + 1..]
+                    .iter()
+                    .position(|&x| STARTS_TOKEN[usize::from(x)])
+                    .map_or(b.len(), |p| i + 1 + p);
+                out.extend_from_slice(&b[i..run_end]);
+                i = run_end;
             }
         }
     }
@@ -115,6 +121,18 @@ pub fn normalize_sql(sql: &str, params: &mut impl ParamSink) -> String {
     let template = String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     if saw_in { collapse_in_lists(&template) } else { template }
 }
+
+/// The bytes the scan of [`normalize_sql`] stops at: those with an arm of
+/// their own (quotes, `$`, digits, `I` and `i`).
+const STARTS_TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = matches!(c as u8, b'\'' | b'"' | b'$' | b'0'..=b'9' | b'I' | b'i');
+        c += 1;
+    }
+    table
+};
 
 fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
