@@ -90,8 +90,13 @@ pub const N_PLUS_ONE_HTTP_GATE: GateRule = GateRule {
 /// The spans of one kind in a trace, grouped by template; each group keeps
 /// trace order. Groups come out in template order.
 pub fn by_template(trace: &Trace, kind: EventKind) -> Vec<(Arc<str>, Vec<&Span>)> {
-    group_by_key(trace.spans.iter().filter(|s| s.kind() == kind), |s| {
-        (Arc::clone(&s.template), ())
+    by_template_where(trace, kind, |_| true)
+}
+
+/// [`by_template`] over the spans that pass `keep`.
+pub fn by_template_where(trace: &Trace, kind: EventKind, keep: impl Fn(&Span) -> bool) -> Vec<(Arc<str>, Vec<&Span>)> {
+    group_by_key(trace.spans.iter().filter(|s| s.kind() == kind && keep(s)), |s| {
+        (&s.template, ())
     })
     .into_iter()
     .map(|((t, ()), g)| (t, g))
@@ -107,38 +112,45 @@ pub type Group<'a, K> = ((Arc<str>, K), Vec<&'a Span>);
 /// A trace holds few distinct templates, and spans normalized by the same
 /// worker share one template allocation, so a linear scan that compares
 /// pointers before text beats a tree or hash map keyed on the text; past
-/// `SCAN_MAX` groups a hash index takes over, so the cost stays linear.
+/// `SCAN_MAX` groups a hash index takes over, so the cost stays linear. A
+/// template is shared (its count touched) once per group, not per span.
 pub fn group_by_key<'a, K: Ord + Copy + std::hash::Hash>(
     spans: impl Iterator<Item = &'a Span>,
-    key: impl Fn(&Span) -> (Arc<str>, K),
+    key: impl Fn(&'a Span) -> (&'a Arc<str>, K),
 ) -> Vec<Group<'a, K>> {
     /// Past this many groups, an index replaces the scan (no quadratic cost).
     const SCAN_MAX: usize = 32;
-    let mut groups: Vec<Group<'a, K>> = Vec::new();
-    let mut index: Option<foldhash::HashMap<(Arc<str>, K), usize>> = None;
+    let mut groups: Vec<(&'a Arc<str>, K, Vec<&'a Span>)> = Vec::new();
+    let mut index: Option<foldhash::HashMap<(&'a str, K), usize>> = None;
     for s in spans {
         let (t, k) = key(s);
         let found = match &index {
-            Some(ix) => ix.get(&(Arc::clone(&t), k)).copied(),
+            Some(ix) => ix.get(&(&**t, k)).copied(),
             None => groups
                 .iter()
-                .rposition(|((gt, gk), _)| *gk == k && (Arc::ptr_eq(gt, &t) || **gt == *t)),
+                .rposition(|&(gt, gk, _)| gk == k && (Arc::ptr_eq(gt, t) || **gt == **t)),
         };
         match found {
-            Some(i) => groups[i].1.push(s),
+            Some(i) => groups[i].2.push(s),
             None => {
                 if let Some(ix) = &mut index {
-                    ix.insert((Arc::clone(&t), k), groups.len());
+                    ix.insert((&**t, k), groups.len());
                 }
-                groups.push(((t, k), vec![s]));
+                groups.push((t, k, vec![s]));
                 if index.is_none() && groups.len() > SCAN_MAX {
-                    index = Some(groups.iter().enumerate().map(|(i, (gk, _))| (gk.clone(), i)).collect());
+                    index = Some(
+                        groups
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &(gt, gk, _))| ((&**gt, gk), i))
+                            .collect(),
+                    );
                 }
             }
         }
     }
-    groups.sort_by(|a, b| (&*a.0.0, a.0.1).cmp(&(&*b.0.0, b.0.1)));
-    groups
+    groups.sort_by(|a, b| (&**a.0, a.1).cmp(&(&**b.0, b.1)));
+    groups.into_iter().map(|(t, k, g)| ((Arc::clone(t), k), g)).collect()
 }
 
 /// Spans grouped by parent span id, in trace order; spans without a parent are left out.

@@ -1,7 +1,5 @@
 //! The redundancy rule shared by `redundant_sql` and `redundant_http`.
 
-use std::sync::Arc;
-
 use perf_sentinel_engine::group::finding_for_group;
 use perf_sentinel_engine::{EventKind, Finding, Severity, Trace};
 
@@ -20,7 +18,7 @@ pub fn detect(
     out: &mut Vec<Finding>,
 ) {
     let groups = crate::common::group_by_key(trace.spans.iter().filter(|s| s.kind() == kind), |s| {
-        (Arc::clone(&s.template), s.params)
+        (&s.template, s.params)
     });
     for ((template, _), group) in groups {
         if group.len() < min_occurrences.max(2) {

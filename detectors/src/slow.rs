@@ -9,7 +9,7 @@ use perf_sentinel_engine::registry::{BatchDetector, Settings};
 use perf_sentinel_engine::trace::CompactString;
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
-use crate::common::{SLOW_QUERY_MIN_OCCURRENCES, SLOW_QUERY_THRESHOLD_MS, as_usize, by_template};
+use crate::common::{SLOW_QUERY_MIN_OCCURRENCES, SLOW_QUERY_THRESHOLD_MS, as_usize, by_template_where};
 
 #[derive(Debug, Clone, Copy)]
 pub struct SlowConfig {
@@ -46,12 +46,9 @@ fn advice(kind: EventKind) -> &'static str {
 
 /// Slow spans of one kind, grouped by template, in one trace.
 pub fn detect(trace: &Trace, kind: EventKind, finding_type: &str, cfg: &SlowConfig, out: &mut Vec<Finding>) {
-    for (template, group) in by_template(trace, kind) {
-        let slow: Vec<&Span> = group
-            .into_iter()
-            .filter(|s| s.event.duration_us > cfg.threshold_us)
-            .collect();
-        if slow.len() < cfg.min_occurrences || slow.is_empty() {
+    // Only slow spans are grouped: a template without one has no finding.
+    for (template, slow) in by_template_where(trace, kind, |s| s.event.duration_us > cfg.threshold_us) {
+        if slow.len() < cfg.min_occurrences {
             continue;
         }
         let max = slow.iter().map(|s| s.event.duration_us).max().unwrap_or(0);
