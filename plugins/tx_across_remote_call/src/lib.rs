@@ -80,31 +80,41 @@ fn build(s: &Settings) -> Result<Box<dyn Detector>, String> {
     }))
 }
 
-fn first_word(template: &str) -> String {
+/// The statement's first word, as written.
+fn first_word(template: &str) -> &str {
     template
         .trim_start()
         .split(|c: char| c.is_whitespace() || c == ';')
         .next()
         .unwrap_or("")
-        .to_ascii_uppercase()
 }
 
 fn opens(template: &str) -> bool {
     let w = first_word(template);
-    w == "BEGIN"
-        || (w == "START"
+    w.eq_ignore_ascii_case("BEGIN")
+        || (w.eq_ignore_ascii_case("START")
             && template
                 .trim_start()
-                .to_ascii_uppercase()
-                .starts_with("START TRANSACTION"))
+                .as_bytes()
+                .get(..17)
+                .is_some_and(|head| head.eq_ignore_ascii_case(b"START TRANSACTION")))
 }
 
 fn closes(template: &str) -> bool {
-    matches!(first_word(template).as_str(), "COMMIT" | "ROLLBACK" | "END")
+    let w = first_word(template);
+    ["COMMIT", "ROLLBACK", "END"].iter().any(|c| w.eq_ignore_ascii_case(c))
 }
 
 impl Detector for TxAcrossRemoteCall {
     fn detect(&self, trace: &Trace, _earlier: &[Finding], out: &mut Vec<Finding>) {
+        // Most traces open no transaction: nothing to group.
+        if !trace
+            .spans
+            .iter()
+            .any(|s| s.kind() == EventKind::Sql && opens(&s.template))
+        {
+            return;
+        }
         let mut by_service: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
         for s in &trace.spans {
             by_service.entry(&s.event.service).or_default().push(s);
@@ -143,8 +153,8 @@ impl TxAcrossRemoteCall {
         let names: BTreeSet<&str> = calls.iter().map(|s| &*s.template).collect();
         let template = format!(
             "{} … {} around {}",
-            first_word(&begin.template),
-            first_word(&end.template),
+            first_word(&begin.template).to_ascii_uppercase(),
+            first_word(&end.template).to_ascii_uppercase(),
             names.iter().copied().collect::<Vec<_>>().join(", ")
         );
         let severity = if remote_us >= self.critical_us {
@@ -176,5 +186,7 @@ mod tests {
         assert!(opens("BEGIN") && opens("begin transaction") && opens("START TRANSACTION READ WRITE"));
         assert!(!opens("START SLAVE") && !opens("SELECT ?"));
         assert!(closes("COMMIT") && closes("rollback;") && !closes("COMMENT ON x"));
+        assert!(opens("  Start Transaction") && !opens("START TRANS") && !opens("STARTx TRANSACTION"));
+        assert!(closes("end") && !closes("ending") && !closes("ÉND"));
     }
 }
