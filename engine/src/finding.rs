@@ -165,24 +165,31 @@ impl Finding {
     /// The signature, given the first 16 bytes of the template's digest.
     fn signature_of(&self, digest: &[u8]) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out =
-            String::with_capacity(self.finding_type.len() + self.service.len() + self.source_endpoint.len() + 3 + 32);
-        out.push_str(&self.finding_type);
-        out.push(':');
-        out.extend(self.service.chars().filter(|&c| !is_invisible(c)));
-        out.push(':');
-        out.extend(
-            self.source_endpoint
-                .chars()
-                .map(|c| if c == '/' || c == ' ' { '_' } else { c })
-                .filter(|&c| !is_invisible(c)),
-        );
-        out.push(':');
-        for b in digest {
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
+        let underscore = |b: u8| if b == b'/' || b == b' ' { b'_' } else { b };
+        let mut out: Vec<u8> =
+            Vec::with_capacity(self.finding_type.len() + self.service.len() + self.source_endpoint.len() + 3 + 32);
+        out.extend_from_slice(self.finding_type.as_bytes());
+        out.push(b':');
+        // Every invisible character is outside ASCII: ASCII text is kept whole.
+        if self.service.is_ascii() {
+            out.extend_from_slice(self.service.as_bytes());
+        } else {
+            let kept: String = self.service.chars().filter(|&c| !is_invisible(c)).collect();
+            out.extend_from_slice(kept.as_bytes());
         }
-        out
+        out.push(b':');
+        if self.source_endpoint.is_ascii() {
+            out.extend(self.source_endpoint.bytes().map(underscore));
+        } else {
+            let kept: String = self.source_endpoint.chars().filter(|&c| !is_invisible(c)).collect();
+            out.extend(kept.bytes().map(underscore));
+        }
+        out.push(b':');
+        for b in digest {
+            out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+        // Whole UTF-8 texts and ASCII bytes: the conversion cannot fail.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -256,6 +263,17 @@ mod tests {
             f.signature_with(&mut signer),
             f.compute_signature(),
             "remembered digest"
+        );
+    }
+
+    #[test]
+    fn signature_drops_invisible_characters_outside_ascii() {
+        let mut f = sample();
+        f.service = "order\u{200b}-svc".into();
+        f.source_endpoint = "POST /api/caf\u{e9}\u{202e}s/{id}".into();
+        assert_eq!(
+            f.compute_signature(),
+            "n_plus_one_sql:order-svc:POST__api_caf\u{e9}s_{id}:c69d2f3ae7f5c6cdb2c6762367852ec7"
         );
     }
 
