@@ -1,5 +1,7 @@
 //! Findings: what a detector reports, in the JSON report's shape (spec 05 §1).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// How bad a finding is. Sorts most severe first.
@@ -171,19 +173,16 @@ impl Finding {
         out.extend_from_slice(self.finding_type.as_bytes());
         out.push(b':');
         // Every invisible character is outside ASCII: ASCII text is kept whole.
-        if self.service.is_ascii() {
-            out.extend_from_slice(self.service.as_bytes());
-        } else {
-            let kept: String = self.service.chars().filter(|&c| !is_invisible(c)).collect();
-            out.extend_from_slice(kept.as_bytes());
+        fn visible(s: &str) -> Cow<'_, str> {
+            if s.is_ascii() {
+                Cow::Borrowed(s)
+            } else {
+                Cow::Owned(strip_invisible(s))
+            }
         }
+        out.extend_from_slice(visible(&self.service).as_bytes());
         out.push(b':');
-        if self.source_endpoint.is_ascii() {
-            out.extend(self.source_endpoint.bytes().map(underscore));
-        } else {
-            let kept: String = self.source_endpoint.chars().filter(|&c| !is_invisible(c)).collect();
-            out.extend(kept.bytes().map(underscore));
-        }
+        out.extend(visible(&self.source_endpoint).bytes().map(underscore));
         out.push(b':');
         for b in digest {
             out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
