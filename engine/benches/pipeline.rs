@@ -141,7 +141,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     // What the daemon does with one OTLP protobuf request: decode, map to
-    // events, sanitize and normalize, owned events against borrowed ones.
+    // events, sanitize and normalize. prost's messages mapped to owned
+    // events, or to events borrowing from them; and the request read in
+    // place, events borrowing from its bytes (what the daemon does).
     let mut g = c.benchmark_group("daemon_request");
     g.throughput(Throughput::Elements(n));
     let proto = &inputs[4].2;
@@ -164,6 +166,20 @@ fn benches(c: &mut Criterion) {
             let req = otlp::decode_protobuf(black_box(proto), "bench").unwrap();
             let mut names = Interner::default();
             otlp::convert_borrowed(&req)
+                .0
+                .into_iter()
+                .map(|mut e| {
+                    e.sanitize();
+                    trace::Span::new(e, &mut names)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("read_in_place", |b| {
+        b.iter(|| {
+            let mut names = Interner::default();
+            otlp::protobuf_events(black_box(proto), "bench")
+                .unwrap()
                 .0
                 .into_iter()
                 .map(|mut e| {

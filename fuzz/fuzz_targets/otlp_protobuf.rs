@@ -1,15 +1,22 @@
 //! Any bytes, read as the OtlpProtobuf format, then analyzed and rendered;
-//! and the streaming block reader that `analyze` uses checked against the
-//! whole-message decoder: both accept or both refuse, and what both accept
-//! gives the same spans.
+//! the in-place reader checked against prost (what prost decodes, it reads
+//! as the same events); and the streaming block reader that `analyze` uses
+//! checked against the whole-message reader: both accept or both refuse,
+//! and what both accept gives the same spans.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use perf_sentinel_engine::ingest::{Format, otlp};
 use perf_sentinel_engine::trace;
+use prost::Message as _;
 
 fuzz_target!(|data: &[u8]| {
     perf_sentinel_fuzz::ingest_and_analyze(Some(Format::OtlpProtobuf), data);
+    if let Ok(request) = ExportTraceServiceRequest::decode(data) {
+        let in_place = otlp::parse_protobuf(data, "fuzz-input").expect("prost accepts it, so must the in-place reader");
+        assert_eq!(in_place, otlp::convert(&request));
+    }
     let streamed = otlp::protobuf_spans(data, "fuzz-input");
     match (otlp::parse_protobuf(data, "fuzz-input"), streamed) {
         (Ok(whole), Ok((spans, stats))) => {

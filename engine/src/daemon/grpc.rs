@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use metrics::counter;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
 use prost::bytes::{Buf as _, Bytes};
 use tokio::net::TcpListener;
@@ -97,22 +97,20 @@ impl tonic::codec::Decoder for WholeMessage {
     }
 }
 
-/// Decodes one `Export` request and submits its I/O spans.
+/// Reads one `Export` request in place and submits its I/O spans.
 async fn export(ingest: Ingest, message: Request<Bytes>) -> Result<Response<ExportTraceServiceResponse>, Status> {
-    let decoded = ExportTraceServiceRequest::decode(message.get_ref().as_ref());
-    // The message's bytes go back to the framework's buffer before the
-    // spans are mapped and queued.
-    drop(message);
-    let request = match decoded {
-        Ok(request) => request,
+    let spans = match otlp::protobuf_events(message.get_ref(), "request") {
+        Ok((events, stats)) => ingest.normalize(events, stats),
         Err(e) => {
             counter!(OTLP_REJECTED, "reason" => "parse_error").increment(1);
-            return Err(Status::invalid_argument(format!("invalid OTLP protobuf: {e}")));
+            return Err(Status::invalid_argument(e.without_origin()));
         }
     };
-    let (events, stats) = otlp::convert_borrowed(&request);
+    // The spans own what they keep: the message's bytes go back to the
+    // framework's buffer before the spans are queued.
+    drop(message);
     ingest
-        .submit_borrowed(events, stats)
+        .queue(spans)
         .await
         .map_err(|_| Status::unavailable("perf-sentinel is shutting down; retry against another instance"))?;
     Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))

@@ -207,15 +207,16 @@ async fn otlp_http(State(app): State<App>, headers: HeaderMap, body: Body) -> Re
         _ => bytes,
     };
     let content_type = header_text(&headers, header::CONTENT_TYPE);
-    // Protobuf requests are normalized from the decoded message directly;
+    // Protobuf requests are read in place and normalized from their bytes;
     // OTLP/JSON goes through owned events (it may hold several requests).
     let (submitted, json_reply) = match content_type.as_str() {
-        "application/x-protobuf" | "application/protobuf" => match otlp::decode_protobuf(&body, "request") {
-            Ok(request) => {
-                let (events, stats) = otlp::convert_borrowed(&request);
-                (app.ingest.submit_borrowed(events, stats).await, false)
+        "application/x-protobuf" | "application/protobuf" => match otlp::protobuf_events(&body, "request") {
+            Ok((events, stats)) => {
+                let spans = app.ingest.normalize(events, stats);
+                drop(body);
+                (app.ingest.queue(spans).await, false)
             }
-            Err(e) => return reject("parse_error", StatusCode::BAD_REQUEST, e.message),
+            Err(e) => return reject("parse_error", StatusCode::BAD_REQUEST, e.without_origin()),
         },
         "application/json" => match otlp::parse_json(&body) {
             Ok(input) => (app.ingest.submit(input).await, true),

@@ -36,7 +36,6 @@ mod store;
 mod window;
 mod worker;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -122,19 +121,10 @@ impl Ingest {
         self.queue(spans).await
     }
 
-    /// As [`Ingest::submit`], for events that borrow their strings from the
-    /// decoded request ([`crate::ingest::otlp::convert_borrowed`]): only
-    /// what the spans keep is copied.
-    pub async fn submit_borrowed(
-        &self,
-        events: Vec<SpanEvent<Cow<'_, str>>>,
-        stats: IngestStats,
-    ) -> Result<(), Closed> {
-        let spans = self.normalize(events, stats);
-        self.queue(spans).await
-    }
-
-    /// Samples and normalizes, and books the request's spans.
+    /// Samples and normalizes, and books the request's spans. The events
+    /// may borrow their strings from the request (the protobuf listeners
+    /// read it in place): the spans own what they keep, so the request can
+    /// be let go before they are queued.
     fn normalize<S: Text>(&self, events: Vec<SpanEvent<S>>, stats: IngestStats) -> Vec<Span> {
         let s = &self.shared;
         let received = events.len() as u64;

@@ -18,6 +18,7 @@ mod blocks;
 mod jaeger;
 pub mod otlp;
 mod stream;
+mod view;
 mod wire;
 mod zipkin;
 
@@ -73,7 +74,7 @@ impl IngestStats {
 }
 
 /// What one payload gave.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Ingested {
     pub events: Vec<SpanEvent>,
     pub stats: IngestStats,
@@ -104,6 +105,15 @@ impl IngestError {
             origin: origin.to_owned(),
             position,
             message: message.into(),
+        }
+    }
+
+    /// The position and the message, for a reply to the peer that sent
+    /// the payload.
+    pub fn without_origin(&self) -> String {
+        match &self.position {
+            Some(p) => format!("{p}: {}", self.message),
+            None => self.message.clone(),
         }
     }
 

@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use prost::Message;
 
+use super::view::{Attr, Block, Request, Span as ViewSpan, Value as AttrValue};
 use super::{IngestError, IngestStats, Ingested};
 use crate::event::{EventKind, EventSource, SpanEvent};
 
@@ -23,12 +24,36 @@ pub const MAX_INDEXED_SPANS: usize = 100_000;
 /// Ancestors walked to find a code location or scope names.
 pub const MAX_PARENT_HOPS: usize = 8;
 
+/// Events that borrow their strings from a request, and the request's counts.
+pub type BorrowedEvents<'a> = (Vec<SpanEvent<Cow<'a, str>>>, IngestStats);
+
 /// Decodes a binary `ExportTraceServiceRequest` and maps it to events.
 pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError> {
-    Ok(convert(&decode_protobuf(body, origin)?))
+    let (events, stats) = protobuf_events(body, origin)?;
+    Ok(Ingested {
+        events: events.into_iter().map(SpanEvent::into_owned).collect(),
+        stats,
+    })
 }
 
-/// Decodes a binary `ExportTraceServiceRequest`.
+/// Reads a binary `ExportTraceServiceRequest` in place and maps its I/O
+/// spans to events that borrow their strings from `body` (see
+/// [`super::view`]): what the daemon does with every protobuf request.
+/// Gives the events [`convert_borrowed`] gives for prost's decoding of
+/// `body`.
+pub fn protobuf_events<'a>(body: &'a [u8], origin: &str) -> Result<BorrowedEvents<'a>, IngestError> {
+    let request = super::view::decode(body).map_err(|e| {
+        let mut err = invalid_protobuf(origin, &e.what);
+        err.position = Some(format!("byte {}", e.offset));
+        err
+    })?;
+    Ok(convert_view(&request))
+}
+
+/// Decodes a binary `ExportTraceServiceRequest` into prost's owned
+/// messages. [`parse_protobuf`] and the daemon read requests in place
+/// instead ([`protobuf_events`]); this is for programs that want the
+/// messages themselves.
 pub fn decode_protobuf(body: &[u8], origin: &str) -> Result<ExportTraceServiceRequest, IngestError> {
     ExportTraceServiceRequest::decode(body).map_err(|e| invalid_protobuf(origin, e))
 }
@@ -48,8 +73,8 @@ const WINDOW_BYTES: usize = 8 << 20;
 /// Decodes a binary `ExportTraceServiceRequest` one `resource_spans` block at
 /// a time, on every core, normalizing each block's spans before decoding
 /// the next, so that the decoded request is never held whole. Accepts what
-/// [`decode_protobuf`] accepts and gives the same spans as
-/// [`parse_protobuf`] followed by normalization.
+/// [`parse_protobuf`] accepts and gives the same spans as [`parse_protobuf`]
+/// followed by normalization.
 pub fn protobuf_spans(body: &[u8], origin: &str) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     read_protobuf_spans(Vec::new(), &mut &*body, origin, u64::MAX, &mut |_| {})
 }
@@ -119,13 +144,11 @@ fn read_protobuf_windows(
         };
         let window = blocks.take_window();
         let (part, part_stats) = super::blocks::normalize_blocks(&window, |&(offset, value), names, spans, stats| {
-            // Decoded as a request of one entry, as the whole decoder would
-            // decode it (with the same nesting budget).
-            let request = ExportTraceServiceRequest::decode(value).map_err(|e| invalid(offset, &e))?;
+            // Read as a request of one entry, as the whole request would
+            // be; offsets count from the start of the input.
+            let request = super::view::decode(value).map_err(|e| invalid(offset + e.offset as u64, &e.what))?;
             let mut events = Vec::new();
-            for block in &request.resource_spans {
-                convert_block(block, &mut events, stats);
-            }
+            convert_into(&request, &mut events, stats);
             super::blocks::push_sanitized(events, names, spans);
             Ok(())
         })?;
@@ -162,53 +185,79 @@ pub fn convert(req: &ExportTraceServiceRequest) -> Ingested {
 
 /// Maps every I/O span of a request to an event that borrows its strings
 /// from the request: only the ids and the timestamp are made.
-pub fn convert_borrowed(req: &ExportTraceServiceRequest) -> (Vec<SpanEvent<Cow<'_, str>>>, IngestStats) {
+pub fn convert_borrowed(req: &ExportTraceServiceRequest) -> BorrowedEvents<'_> {
+    convert_view(&super::view::from_request(req))
+}
+
+/// Maps one `resource_spans` entry prost decoded (OTLP/JSON read block by
+/// block), adding its events to `events`.
+pub(super) fn convert_block<'a>(
+    block: &'a ResourceSpans,
+    events: &mut Vec<SpanEvent<Cow<'a, str>>>,
+    stats: &mut IngestStats,
+) {
+    convert_into(&super::view::from_block(block), events, stats);
+}
+
+fn convert_view<'a>(req: &Request<'a>) -> BorrowedEvents<'a> {
     let mut events = Vec::new();
     let mut stats = IngestStats::default();
-    for rs in &req.resource_spans {
-        convert_block(rs, &mut events, &mut stats);
-    }
+    convert_into(req, &mut events, &mut stats);
     (events, stats)
 }
 
-fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v| v.value.as_ref())
+fn convert_into<'a>(req: &Request<'a>, events: &mut Vec<SpanEvent<Cow<'a, str>>>, stats: &mut IngestStats) {
+    // At most one event per span: reserved at once, since an event is large
+    // and doubling the vector copied every event made so far each time.
+    events.reserve(req.spans.len());
+    for block in &req.blocks {
+        convert_block_view(req, block, events, stats);
+    }
 }
 
-fn str_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+fn attr<'v, 'a>(attrs: &'v [Attr<'a>], key: &str) -> Option<&'v AttrValue<'a>> {
+    // The first attribute with the key decides, value or not.
+    match &attrs.iter().find(|kv| kv.key == key.as_bytes())?.value {
+        AttrValue::Absent => None,
+        v => Some(v),
+    }
+}
+
+fn str_attr<'a>(attrs: &[Attr<'a>], key: &str) -> Option<&'a str> {
     match attr(attrs, key) {
-        Some(Value::StringValue(s)) => Some(s),
+        Some(AttrValue::Str(s)) => Some(s),
         _ => None,
     }
 }
 
-fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
+fn int_attr(attrs: &[Attr<'_>], key: &str) -> Option<i64> {
     match attr(attrs, key) {
-        Some(Value::IntValue(i)) => Some(*i),
+        Some(AttrValue::Int(i)) => Some(*i),
         _ => None,
     }
 }
 
-fn first_str<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a str> {
+fn first_str<'a>(attrs: &[Attr<'a>], keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|k| str_attr(attrs, k))
 }
 
-fn first_int(attrs: &[KeyValue], keys: &[&str]) -> Option<i64> {
+fn first_int(attrs: &[Attr<'_>], keys: &[&str]) -> Option<i64> {
     keys.iter().find_map(|k| int_attr(attrs, k))
 }
 
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+    let mut out = String::with_capacity(bytes.len() * 2);
+    // Ids are 8 or 16 bytes: written on the stack, then copied once.
+    for chunk in bytes.chunks(32) {
+        let mut buf = [0u8; 64];
+        for (pair, &b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        out.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).expect("hex digits are ASCII"));
     }
-    s
+    out
 }
 
 const CODE_KEYS: [&str; 7] = [
@@ -228,7 +277,7 @@ struct Code<'a> {
     namespace: Option<&'a str>,
 }
 
-fn code_of(attrs: &[KeyValue]) -> Option<Code<'_>> {
+fn code_of<'a>(attrs: &[Attr<'a>]) -> Option<Code<'a>> {
     if !CODE_KEYS.iter().any(|k| attr(attrs, k).is_some()) {
         return None;
     }
@@ -244,7 +293,7 @@ fn code_of(attrs: &[KeyValue]) -> Option<Code<'_>> {
 
 /// Bound values the instrumentation recorded: `db.statement.parameters` (one
 /// text value) and every `db.query.parameter.<key>`, in key order.
-fn captured_parameters(attrs: &[KeyValue]) -> Vec<Cow<'_, str>> {
+fn captured_parameters<'a>(attrs: &[Attr<'a>]) -> Vec<Cow<'a, str>> {
     let mut out = Vec::new();
     if let Some(p) = str_attr(attrs, "db.statement.parameters") {
         out.push(Cow::Borrowed(p));
@@ -252,13 +301,13 @@ fn captured_parameters(attrs: &[KeyValue]) -> Vec<Cow<'_, str>> {
     let mut keyed: Vec<(&str, String)> = attrs
         .iter()
         .filter_map(|kv| {
-            let key = kv.key.strip_prefix("db.query.parameter.")?;
-            let text = match kv.value.as_ref()?.value.as_ref()? {
-                Value::StringValue(s) => s.clone(),
-                Value::IntValue(i) => i.to_string(),
-                Value::DoubleValue(d) => d.to_string(),
-                Value::BoolValue(b) => b.to_string(),
-                _ => return None,
+            let key = std::str::from_utf8(kv.key.strip_prefix(b"db.query.parameter.")?).ok()?;
+            let text = match kv.value {
+                AttrValue::Str(s) => s.to_owned(),
+                AttrValue::Int(i) => i.to_string(),
+                AttrValue::Double(d) => d.to_string(),
+                AttrValue::Bool(b) => b.to_string(),
+                AttrValue::Absent | AttrValue::Other => return None,
             };
             Some((key, text))
         })
@@ -269,123 +318,113 @@ fn captured_parameters(attrs: &[KeyValue]) -> Vec<Cow<'_, str>> {
 }
 
 /// Maps the I/O spans of one `resource_spans` block to events borrowing from it.
-pub(super) fn convert_block<'a>(
-    rs: &'a ResourceSpans,
+fn convert_block_view<'a>(
+    req: &Request<'a>,
+    block: &Block,
     events: &mut Vec<SpanEvent<Cow<'a, str>>>,
     stats: &mut IngestStats,
 ) {
-    // At most one event per span: reserved at once, since an event is large
-    // and doubling the vector copied every event made so far each time.
-    events.reserve(rs.scope_spans.iter().map(|ss| ss.spans.len()).sum());
-    let res_attrs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
+    let res_attrs = &req.resource_attrs[block.resource_attrs.clone()];
     let service = str_attr(res_attrs, "service.name").unwrap_or("unknown");
     let res_region = str_attr(res_attrs, "cloud.region");
+    let spans = req.block_spans(block);
 
-    // Index span id -> (scope index, span index), bounded.
-    let mut index: HashMap<&[u8], (usize, usize)> = HashMap::new();
-    'outer: for (si, ss) in rs.scope_spans.iter().enumerate() {
-        for (pi, sp) in ss.spans.iter().enumerate() {
-            if index.len() >= MAX_INDEXED_SPANS {
-                break 'outer;
-            }
-            index.entry(sp.span_id.as_slice()).or_insert((si, pi));
-        }
+    // Index span id -> span, bounded.
+    let mut index: HashMap<&[u8], &ViewSpan<'a>> = HashMap::new();
+    for sp in spans.iter().take(MAX_INDEXED_SPANS) {
+        index.entry(sp.span_id).or_insert(sp);
     }
-    let lookup = |id: &[u8]| -> Option<(&str, &Span)> {
+    let lookup = |id: &[u8]| -> Option<(&'a str, &ViewSpan<'a>)> {
         if id.is_empty() {
             return None;
         }
-        let &(si, pi) = index.get(id)?;
-        let ss = &rs.scope_spans[si];
-        Some((ss.scope.as_ref().map_or("", |s| s.name.as_str()), &ss.spans[pi]))
+        let p = *index.get(id)?;
+        Some((req.scopes[p.scope].name, p))
     };
 
-    for ss in &rs.scope_spans {
-        let scope_name = ss.scope.as_ref().map_or("", |s| s.name.as_str());
-        for sp in &ss.spans {
-            stats.spans_read += 1;
-            let a = &sp.attributes;
-            let (kind, target) = if let Some(sql) = first_str(a, &["db.statement", "db.query.text"]) {
-                (EventKind::Sql, sql)
-            } else if let Some(url) = first_str(a, &["http.url", "url.full"]) {
-                (EventKind::HttpOut, url)
-            } else {
-                stats.spans_without_io_attributes += 1;
-                continue;
-            };
-            let parent = lookup(&sp.parent_span_id);
-            let endpoint = parent
-                .and_then(|(_, p)| first_str(&p.attributes, &["http.route", "http.url", "url.full"]))
-                .unwrap_or("unknown");
-            let method = match parent {
-                Some((_, p)) => str_attr(&p.attributes, "code.function").unwrap_or(&p.name),
-                None => &sp.name,
-            };
-            // Code location: own keys, else the nearest ancestor's.
-            let mut code = code_of(a);
-            let mut scopes: Vec<Cow<'a, str>> = Vec::new();
-            if !scope_name.is_empty() {
-                scopes.push(Cow::Borrowed(scope_name));
-            }
-            let mut cur = parent;
-            for _ in 0..MAX_PARENT_HOPS {
-                let Some((pscope, p)) = cur else { break };
-                if code.is_none() {
-                    code = code_of(&p.attributes);
-                }
-                if !pscope.is_empty() && !scopes.iter().any(|s| s == pscope) {
-                    scopes.push(Cow::Borrowed(pscope));
-                }
-                cur = lookup(&p.parent_span_id);
-            }
-            let code = code.unwrap_or(Code {
-                function: None,
-                filepath: None,
-                lineno: None,
-                namespace: None,
-            });
-            let start = i64::try_from(sp.start_time_unix_nano).unwrap_or(i64::MAX);
-            let duration_us = sp.end_time_unix_nano.saturating_sub(sp.start_time_unix_nano) / 1000;
-            let (operation, status_code, response_size_bytes) = match kind {
-                EventKind::Sql => (str_attr(a, "db.system").unwrap_or("sql"), None, None),
-                EventKind::HttpOut => (
-                    first_str(a, &["http.method", "http.request.method"]).unwrap_or("GET"),
-                    first_int(a, &["http.status_code", "http.response.status_code"])
-                        .and_then(|s| u16::try_from(s).ok()),
-                    first_int(a, &["http.response.body.size", "http.response_content_length"])
-                        .and_then(|s| u64::try_from(s).ok()),
-                ),
-            };
-            events.push(SpanEvent {
-                timestamp: Cow::Owned(crate::time::format_timestamp_ms(start)),
-                trace_id: Cow::Owned(hex(&sp.trace_id)),
-                span_id: Cow::Owned(hex(&sp.span_id)),
-                parent_span_id: (!sp.parent_span_id.is_empty()).then(|| Cow::Owned(hex(&sp.parent_span_id))),
-                service: Cow::Borrowed(service),
-                cloud_region: res_region.or_else(|| str_attr(a, "cloud.region")).map(Cow::Borrowed),
-                kind,
-                operation: Cow::Borrowed(operation),
-                target: Cow::Borrowed(target),
-                duration_us,
-                source: EventSource {
-                    endpoint: Cow::Borrowed(endpoint),
-                    method: Cow::Borrowed(method),
-                },
-                status_code,
-                response_size_bytes,
-                code_function: code.function.map(Cow::Borrowed),
-                code_filepath: code.filepath.map(Cow::Borrowed),
-                code_lineno: code.lineno,
-                code_namespace: code.namespace.map(Cow::Borrowed),
-                instrumentation_scopes: scopes,
-                start_unix_nanos: Some(start),
-                db_parameters: if kind == EventKind::Sql {
-                    captured_parameters(a)
-                } else {
-                    Vec::new()
-                },
-            });
+    for sp in spans {
+        stats.spans_read += 1;
+        let a = req.span_attrs(sp);
+        let (kind, target) = if let Some(sql) = first_str(a, &["db.statement", "db.query.text"]) {
+            (EventKind::Sql, sql)
+        } else if let Some(url) = first_str(a, &["http.url", "url.full"]) {
+            (EventKind::HttpOut, url)
+        } else {
+            stats.spans_without_io_attributes += 1;
+            continue;
+        };
+        let scope_name = req.scopes[sp.scope].name;
+        let parent = lookup(sp.parent_span_id);
+        let endpoint = parent
+            .and_then(|(_, p)| first_str(req.span_attrs(p), &["http.route", "http.url", "url.full"]))
+            .unwrap_or("unknown");
+        let method = match parent {
+            Some((_, p)) => str_attr(req.span_attrs(p), "code.function").unwrap_or(p.name),
+            None => sp.name,
+        };
+        // Code location: own keys, else the nearest ancestor's.
+        let mut code = code_of(a);
+        let mut scopes: Vec<Cow<'a, str>> = Vec::new();
+        if !scope_name.is_empty() {
+            scopes.push(Cow::Borrowed(scope_name));
         }
+        let mut cur = parent;
+        for _ in 0..MAX_PARENT_HOPS {
+            let Some((pscope, p)) = cur else { break };
+            if code.is_none() {
+                code = code_of(req.span_attrs(p));
+            }
+            if !pscope.is_empty() && !scopes.iter().any(|s| s == pscope) {
+                scopes.push(Cow::Borrowed(pscope));
+            }
+            cur = lookup(p.parent_span_id);
+        }
+        let code = code.unwrap_or(Code {
+            function: None,
+            filepath: None,
+            lineno: None,
+            namespace: None,
+        });
+        let start = i64::try_from(sp.start_time_unix_nano).unwrap_or(i64::MAX);
+        let duration_us = sp.end_time_unix_nano.saturating_sub(sp.start_time_unix_nano) / 1000;
+        let (operation, status_code, response_size_bytes) = match kind {
+            EventKind::Sql => (str_attr(a, "db.system").unwrap_or("sql"), None, None),
+            EventKind::HttpOut => (
+                first_str(a, &["http.method", "http.request.method"]).unwrap_or("GET"),
+                first_int(a, &["http.status_code", "http.response.status_code"]).and_then(|s| u16::try_from(s).ok()),
+                first_int(a, &["http.response.body.size", "http.response_content_length"])
+                    .and_then(|s| u64::try_from(s).ok()),
+            ),
+        };
+        events.push(SpanEvent {
+            timestamp: Cow::Owned(crate::time::format_timestamp_ms(start)),
+            trace_id: Cow::Owned(hex(sp.trace_id)),
+            span_id: Cow::Owned(hex(sp.span_id)),
+            parent_span_id: (!sp.parent_span_id.is_empty()).then(|| Cow::Owned(hex(sp.parent_span_id))),
+            service: Cow::Borrowed(service),
+            cloud_region: res_region.or_else(|| str_attr(a, "cloud.region")).map(Cow::Borrowed),
+            kind,
+            operation: Cow::Borrowed(operation),
+            target: Cow::Borrowed(target),
+            duration_us,
+            source: EventSource {
+                endpoint: Cow::Borrowed(endpoint),
+                method: Cow::Borrowed(method),
+            },
+            status_code,
+            response_size_bytes,
+            code_function: code.function.map(Cow::Borrowed),
+            code_filepath: code.filepath.map(Cow::Borrowed),
+            code_lineno: code.lineno,
+            code_namespace: code.namespace.map(Cow::Borrowed),
+            instrumentation_scopes: scopes,
+            start_unix_nanos: Some(start),
+            db_parameters: if kind == EventKind::Sql {
+                captured_parameters(a)
+            } else {
+                Vec::new()
+            },
+        });
     }
 }
 
@@ -558,6 +597,15 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::AnyValue;
 
     use super::*;
+
+    #[test]
+    fn ids_are_lower_case_hex_at_any_length() {
+        for len in [0, 1, 8, 16, 32, 33, 70] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
+            let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex(&bytes), want, "{len} bytes");
+        }
+    }
 
     #[test]
     fn code_location_endpoint_and_caller_come_from_the_nearest_span_that_has_them() {

@@ -155,21 +155,14 @@ impl<'r> Blocks<'r> {
     fn varint(&mut self, what: &str) -> Result<u64, Stop> {
         let at = self.offset();
         self.fill(10)?;
-        let mut value = 0u64;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(self.invalid(at, format!("truncated {what}")));
-            };
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                break;
+        match super::view::varint(&self.buf[self.pos..]) {
+            Ok((value, len)) => {
+                self.pos += len;
+                Ok(value)
             }
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(value);
-            }
+            Err(super::view::Varint::Truncated) => Err(self.invalid(at, format!("truncated {what}"))),
+            Err(super::view::Varint::Invalid) => Err(self.invalid(at, format!("{what} is not a valid varint"))),
         }
-        Err(self.invalid(at, format!("{what} is not a valid varint")))
     }
 
     /// A field key: the field number and the wire type.
