@@ -369,9 +369,18 @@ fn add_to_window(shared: &Shared, batch: IngestBatch) -> Vec<Evicted> {
     let mut evicted = Vec::new();
     let mut dropped = 0u64;
     let mut w = shared.window.lock().unwrap_or_else(|e| e.into_inner());
-    for span in batch.spans {
-        let p = w.push(span, now);
-        dropped += u64::from(p.dropped_oldest);
+    let mut spans = batch.spans.into_iter();
+    while let Some(first) = spans.as_slice().first() {
+        // A run of spans of one trace goes in at once (a request's names,
+        // trace ids included, are shared, so most compare by pointer).
+        let id = first.event.trace_id.clone();
+        let run = spans
+            .as_slice()
+            .iter()
+            .take_while(|s| Arc::ptr_eq(&s.event.trace_id, &id) || s.event.trace_id == id)
+            .count();
+        let p = w.push_run(id, spans.by_ref().take(run), now);
+        dropped += p.dropped as u64;
         evicted.extend(p.evicted);
     }
     let active = w.len() as u64;

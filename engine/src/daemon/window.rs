@@ -1,7 +1,7 @@
 //! The trace window: traces still receiving spans, bounded in count (LRU),
 //! in age (TTL since the last span) and in spans per trace (ring buffer).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,20 +16,22 @@ struct Entry {
 /// A completed or evicted trace on its way to analysis.
 pub type Evicted = (String, Vec<Span>);
 
-/// What one push did besides storing the span.
+/// What one push did besides storing the spans.
 #[derive(Default)]
 pub struct Pushed {
     /// The least recently touched trace, evicted to make room.
     pub evicted: Option<Evicted>,
-    /// Whether the trace's oldest span was dropped to respect the span cap.
-    pub dropped_oldest: bool,
+    /// The trace's oldest spans dropped to respect the span cap.
+    pub dropped: usize,
 }
 
 /// The window. Not thread-safe by itself: the daemon keeps it behind a mutex.
 pub struct TraceWindow {
-    traces: HashMap<Arc<str>, Entry>,
+    /// Trace ids come from clients: the hasher is seeded per map.
+    traces: foldhash::HashMap<Arc<str>, Entry>,
     /// touch sequence -> trace id, oldest first.
     order: BTreeMap<u64, Arc<str>>,
+    /// The last touch given; the trace that has it is the most recent.
     seq: u64,
     max_traces: usize,
     max_spans: usize,
@@ -39,7 +41,7 @@ pub struct TraceWindow {
 impl TraceWindow {
     pub fn new(max_traces: usize, max_spans: usize) -> TraceWindow {
         TraceWindow {
-            traces: HashMap::new(),
+            traces: foldhash::HashMap::default(),
             order: BTreeMap::new(),
             seq: 0,
             max_traces: max_traces.max(1),
@@ -60,43 +62,54 @@ impl TraceWindow {
 
     /// Adds a span to its trace, creating the trace (and evicting the least
     /// recently touched one when full) if needed.
+    #[cfg(test)]
     pub fn push(&mut self, span: Span, now: Instant) -> Pushed {
-        let mut out = Pushed::default();
-        self.seq += 1;
-        let seq = self.seq;
         let id = span.event.trace_id.clone();
-        if let Some(e) = self.traces.get_mut(&id) {
-            self.order.remove(&e.touch);
-            e.touch = seq;
-            e.last_seen = now;
-            self.order.insert(seq, id);
-            e.spans.push_back(span);
-            self.span_count += 1;
-            if e.spans.len() > self.max_spans {
-                e.spans.pop_front();
-                self.span_count -= 1;
-                out.dropped_oldest = true;
-            }
+        self.push_run(id, std::iter::once(span), now)
+    }
+
+    /// Adds spans of trace `id`, in order: the same as adding them one at a
+    /// time, with one lookup. Requests usually carry a trace's spans
+    /// together, so the daemon hands over each run of them at once.
+    pub fn push_run(&mut self, id: Arc<str>, spans: impl ExactSizeIterator<Item = Span>, now: Instant) -> Pushed {
+        let mut out = Pushed::default();
+        let n = spans.len();
+        if n == 0 {
             return out;
         }
-        if self.traces.len() >= self.max_traces {
-            if let Some((_, oldest)) = self.order.pop_first() {
-                if let Some(e) = self.traces.remove(&oldest) {
-                    self.span_count -= e.spans.len();
-                    out.evicted = Some((oldest.to_string(), e.spans.into()));
-                }
+        if let Some(e) = self.traces.get_mut(&id) {
+            // Touched again: it becomes the most recent, unless it is.
+            if e.touch != self.seq {
+                self.order.remove(&e.touch);
+                self.seq += 1;
+                e.touch = self.seq;
+                self.order.insert(self.seq, id);
             }
+            e.last_seen = now;
+            e.spans.extend(spans);
+            out.dropped = cap(&mut e.spans, self.max_spans);
+            self.span_count += n - out.dropped;
+            return out;
         }
-        let mut spans = VecDeque::new();
-        spans.push_back(span);
-        self.span_count += 1;
-        self.order.insert(seq, id.clone());
+        if self.traces.len() >= self.max_traces
+            && let Some((_, oldest)) = self.order.pop_first()
+            && let Some(e) = self.traces.remove(&oldest)
+        {
+            self.span_count -= e.spans.len();
+            out.evicted = Some((oldest.to_string(), e.spans.into()));
+        }
+        let mut kept = VecDeque::with_capacity(n);
+        kept.extend(spans);
+        out.dropped = cap(&mut kept, self.max_spans);
+        self.span_count += kept.len();
+        self.seq += 1;
+        self.order.insert(self.seq, id.clone());
         self.traces.insert(
             id,
             Entry {
-                spans,
+                spans: kept,
                 last_seen: now,
-                touch: seq,
+                touch: self.seq,
             },
         );
         out
@@ -134,6 +147,14 @@ impl TraceWindow {
     pub fn get(&self, trace_id: &str) -> Option<Vec<Span>> {
         self.traces.get(trace_id).map(|e| e.spans.iter().cloned().collect())
     }
+}
+
+/// Drops the oldest spans past `max`, as a ring buffer would; returns how
+/// many.
+fn cap(spans: &mut VecDeque<Span>, max: usize) -> usize {
+    let over = spans.len().saturating_sub(max);
+    spans.drain(..over);
+    over
 }
 
 #[cfg(test)]
@@ -181,13 +202,82 @@ mod tests {
         assert_eq!((w.len(), w.span_count()), (2, 3));
     }
 
+    /// Trace ids and span ids, in the window's order.
+    fn ids(traces: Vec<Evicted>) -> Vec<(String, Vec<String>)> {
+        traces
+            .into_iter()
+            .map(|(id, spans)| (id, spans.iter().map(|s| s.event.span_id.to_string()).collect()))
+            .collect()
+    }
+
+    /// The window's rules, spelled out on a list ordered by last touch.
+    #[derive(Default)]
+    struct Model {
+        traces: Vec<(String, Vec<String>)>,
+        evicted: Vec<(String, Vec<String>)>,
+        dropped: usize,
+    }
+
+    impl Model {
+        fn push(&mut self, trace: &str, span: String, max_traces: usize, max_spans: usize) {
+            let mut entry = match self.traces.iter().position(|(id, _)| id == trace) {
+                Some(i) => self.traces.remove(i),
+                None => {
+                    if self.traces.len() >= max_traces {
+                        self.evicted.push(self.traces.remove(0));
+                    }
+                    (trace.to_owned(), Vec::new())
+                }
+            };
+            entry.1.push(span);
+            if entry.1.len() > max_spans {
+                entry.1.remove(0);
+                self.dropped += 1;
+            }
+            self.traces.push(entry);
+        }
+    }
+
+    proptest::proptest! {
+        /// Runs of a trace's spans leave the window, its evictions and its
+        /// drops as the rules say for the same spans added one at a time.
+        #[test]
+        fn a_run_is_its_spans_one_at_a_time(
+            runs in proptest::collection::vec((0u8..4, 1usize..5), 0..20),
+            max_traces in 1usize..4,
+            max_spans in 1usize..4,
+        ) {
+            let t0 = Instant::now();
+            let mut model = Model::default();
+            let mut w = TraceWindow::new(max_traces, max_spans);
+            let (mut evicted, mut dropped) = (Vec::new(), 0);
+            let mut next = 0;
+            for (trace, len) in runs {
+                let trace = format!("t{trace}");
+                let spans: Vec<Span> = (next..next + len as u32).map(|i| span(&trace, i)).collect();
+                next += len as u32;
+                for s in &spans {
+                    model.push(&trace, s.event.span_id.to_string(), max_traces, max_spans);
+                }
+                let p = w.push_run(trace.as_str().into(), spans.into_iter(), t0);
+                dropped += p.dropped;
+                evicted.extend(p.evicted);
+                let held: usize = model.traces.iter().map(|(_, s)| s.len()).sum();
+                proptest::prop_assert_eq!((w.len(), w.span_count()), (model.traces.len(), held));
+            }
+            proptest::prop_assert_eq!(dropped, model.dropped);
+            proptest::prop_assert_eq!(ids(evicted), model.evicted);
+            proptest::prop_assert_eq!(ids(w.drain()), model.traces);
+        }
+    }
+
     #[test]
     fn ring_buffer_drops_the_oldest_span() {
         let mut w = TraceWindow::new(10, 2);
         let t0 = Instant::now();
         w.push(span("a", 1), t0);
         w.push(span("a", 2), t0);
-        assert!(w.push(span("a", 3), t0).dropped_oldest);
+        assert_eq!(w.push(span("a", 3), t0).dropped, 1);
         let spans = w.get("a").unwrap();
         assert_eq!(
             spans.iter().map(|s| s.event.span_id.as_str()).collect::<Vec<_>>(),
