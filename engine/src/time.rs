@@ -64,6 +64,11 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 /// truncating below the millisecond (the reference's canonical form).
 /// Negative instants clamp to the epoch.
 pub fn format_timestamp_ms(nanos: i64) -> String {
+    timestamp_ms_compact(nanos).into_string()
+}
+
+/// [`format_timestamp_ms`] as an inline string: no allocation.
+pub fn timestamp_ms_compact(nanos: i64) -> compact_str::CompactString {
     let nanos = nanos.max(0);
     let ms_total = nanos / NANOS_PER_MS;
     let secs = ms_total / 1000;
@@ -88,7 +93,7 @@ pub fn format_timestamp_ms(nanos: i64) -> String {
             v /= 10;
         }
     }
-    std::str::from_utf8(&text).unwrap_or_default().to_owned()
+    compact_str::CompactString::from(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 /// UTC hour of day (0-23) and month (1-12) of an instant.

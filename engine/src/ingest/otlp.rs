@@ -6,7 +6,7 @@
 //! [`IngestStats::spans_without_io_attributes`]. Parent lookups (endpoint,
 //! code location, scopes) search the spans of the same `resource_spans` block.
 
-use std::borrow::Cow;
+use compact_str::CompactString;
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -16,7 +16,7 @@ use prost::Message;
 
 use super::view::{Attr, Block, Request, Span as ViewSpan, Value as AttrValue};
 use super::{IngestError, IngestStats, Ingested};
-use crate::event::{EventKind, EventSource, SpanEvent};
+use crate::event::{EventKind, EventSource, EventText, SpanEvent};
 
 /// Spans per `resource_spans` block that parent lookups index; spans past it
 /// are still converted but lose parent-based enrichment.
@@ -25,7 +25,7 @@ pub const MAX_INDEXED_SPANS: usize = 100_000;
 pub const MAX_PARENT_HOPS: usize = 8;
 
 /// Events that borrow their strings from a request, and the request's counts.
-pub type BorrowedEvents<'a> = (Vec<SpanEvent<Cow<'a, str>>>, IngestStats);
+pub type BorrowedEvents<'a> = (Vec<SpanEvent<EventText<'a>>>, IngestStats);
 
 /// Decodes a binary `ExportTraceServiceRequest` and maps it to events.
 pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError> {
@@ -193,7 +193,7 @@ pub fn convert_borrowed(req: &ExportTraceServiceRequest) -> BorrowedEvents<'_> {
 /// block), adding its events to `events`.
 pub(super) fn convert_block<'a>(
     block: &'a ResourceSpans,
-    events: &mut Vec<SpanEvent<Cow<'a, str>>>,
+    events: &mut Vec<SpanEvent<EventText<'a>>>,
     stats: &mut IngestStats,
 ) {
     convert_into(&super::view::from_block(block), events, stats);
@@ -206,7 +206,7 @@ fn convert_view<'a>(req: &Request<'a>) -> BorrowedEvents<'a> {
     (events, stats)
 }
 
-fn convert_into<'a>(req: &Request<'a>, events: &mut Vec<SpanEvent<Cow<'a, str>>>, stats: &mut IngestStats) {
+fn convert_into<'a>(req: &Request<'a>, events: &mut Vec<SpanEvent<EventText<'a>>>, stats: &mut IngestStats) {
     // At most one event per span: reserved at once, since an event is large
     // and doubling the vector copied every event made so far each time.
     events.reserve(req.spans.len());
@@ -245,10 +245,11 @@ fn first_int(attrs: &[Attr<'_>], keys: &[&str]) -> Option<i64> {
     keys.iter().find_map(|k| int_attr(attrs, k))
 }
 
-fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> CompactString {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    // Ids are 8 or 16 bytes: written on the stack, then copied once.
+    let mut out = CompactString::with_capacity(bytes.len() * 2);
+    // Ids are 8 or 16 bytes: written on the stack, then copied once (a span
+    // id stays inline).
     for chunk in bytes.chunks(32) {
         let mut buf = [0u8; 64];
         for (pair, &b) in buf.chunks_exact_mut(2).zip(chunk) {
@@ -293,10 +294,10 @@ fn code_of<'a>(attrs: &[Attr<'a>]) -> Option<Code<'a>> {
 
 /// Bound values the instrumentation recorded: `db.statement.parameters` (one
 /// text value) and every `db.query.parameter.<key>`, in key order.
-fn captured_parameters<'a>(attrs: &[Attr<'a>]) -> Vec<Cow<'a, str>> {
+fn captured_parameters<'a>(attrs: &[Attr<'a>]) -> Vec<EventText<'a>> {
     let mut out = Vec::new();
     if let Some(p) = str_attr(attrs, "db.statement.parameters") {
-        out.push(Cow::Borrowed(p));
+        out.push(EventText::Borrowed(p));
     }
     let mut keyed: Vec<(&str, String)> = attrs
         .iter()
@@ -313,7 +314,11 @@ fn captured_parameters<'a>(attrs: &[Attr<'a>]) -> Vec<Cow<'a, str>> {
         })
         .collect();
     keyed.sort();
-    out.extend(keyed.into_iter().map(|(k, v)| Cow::Owned(format!("{k}={v}"))));
+    out.extend(
+        keyed
+            .into_iter()
+            .map(|(k, v)| EventText::Made(compact_str::format_compact!("{k}={v}"))),
+    );
     out
 }
 
@@ -321,7 +326,7 @@ fn captured_parameters<'a>(attrs: &[Attr<'a>]) -> Vec<Cow<'a, str>> {
 fn convert_block_view<'a>(
     req: &Request<'a>,
     block: &Block,
-    events: &mut Vec<SpanEvent<Cow<'a, str>>>,
+    events: &mut Vec<SpanEvent<EventText<'a>>>,
     stats: &mut IngestStats,
 ) {
     let res_attrs = &req.resource_attrs[block.resource_attrs.clone()];
@@ -364,9 +369,9 @@ fn convert_block_view<'a>(
         };
         // Code location: own keys, else the nearest ancestor's.
         let mut code = code_of(a);
-        let mut scopes: Vec<Cow<'a, str>> = Vec::new();
+        let mut scopes: Vec<EventText<'a>> = Vec::new();
         if !scope_name.is_empty() {
-            scopes.push(Cow::Borrowed(scope_name));
+            scopes.push(EventText::Borrowed(scope_name));
         }
         let mut cur = parent;
         for _ in 0..MAX_PARENT_HOPS {
@@ -374,8 +379,8 @@ fn convert_block_view<'a>(
             if code.is_none() {
                 code = code_of(req.span_attrs(p));
             }
-            if !pscope.is_empty() && !scopes.iter().any(|s| s == pscope) {
-                scopes.push(Cow::Borrowed(pscope));
+            if !pscope.is_empty() && !scopes.iter().any(|s| &**s == pscope) {
+                scopes.push(EventText::Borrowed(pscope));
             }
             cur = lookup(p.parent_span_id);
         }
@@ -397,26 +402,28 @@ fn convert_block_view<'a>(
             ),
         };
         events.push(SpanEvent {
-            timestamp: Cow::Owned(crate::time::format_timestamp_ms(start)),
-            trace_id: Cow::Owned(hex(sp.trace_id)),
-            span_id: Cow::Owned(hex(sp.span_id)),
-            parent_span_id: (!sp.parent_span_id.is_empty()).then(|| Cow::Owned(hex(sp.parent_span_id))),
-            service: Cow::Borrowed(service),
-            cloud_region: res_region.or_else(|| str_attr(a, "cloud.region")).map(Cow::Borrowed),
+            timestamp: EventText::Made(crate::time::timestamp_ms_compact(start)),
+            trace_id: EventText::Made(hex(sp.trace_id)),
+            span_id: EventText::Made(hex(sp.span_id)),
+            parent_span_id: (!sp.parent_span_id.is_empty()).then(|| EventText::Made(hex(sp.parent_span_id))),
+            service: EventText::Borrowed(service),
+            cloud_region: res_region
+                .or_else(|| str_attr(a, "cloud.region"))
+                .map(EventText::Borrowed),
             kind,
-            operation: Cow::Borrowed(operation),
-            target: Cow::Borrowed(target),
+            operation: EventText::Borrowed(operation),
+            target: EventText::Borrowed(target),
             duration_us,
             source: EventSource {
-                endpoint: Cow::Borrowed(endpoint),
-                method: Cow::Borrowed(method),
+                endpoint: EventText::Borrowed(endpoint),
+                method: EventText::Borrowed(method),
             },
             status_code,
             response_size_bytes,
-            code_function: code.function.map(Cow::Borrowed),
-            code_filepath: code.filepath.map(Cow::Borrowed),
+            code_function: code.function.map(EventText::Borrowed),
+            code_filepath: code.filepath.map(EventText::Borrowed),
             code_lineno: code.lineno,
-            code_namespace: code.namespace.map(Cow::Borrowed),
+            code_namespace: code.namespace.map(EventText::Borrowed),
             instrumentation_scopes: scopes,
             start_unix_nanos: Some(start),
             db_parameters: if kind == EventKind::Sql {
