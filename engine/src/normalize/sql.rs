@@ -219,8 +219,8 @@ fn match_in_list(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// Statement keywords that [`statement_verb`] reports, in byte order (it
-/// searches them by halves).
+/// Statement keywords that [`statement_verb`] reports, in byte order, at
+/// most 16 bytes each.
 const VERBS: &[&str] = &[
     "ALTER",
     "BEGIN",
@@ -274,12 +274,31 @@ pub fn statement_verb(sql: &str) -> Option<&'static str> {
     for (to, from) in upper.iter_mut().zip(word.bytes()) {
         *to = from.to_ascii_uppercase();
     }
-    let upper = &upper[..word.len()];
-    VERBS
-        .binary_search_by(|v| v.as_bytes().cmp(upper))
-        .ok()
-        .map(|i| VERBS[i])
+    // Compared as one number each (with the length, since a word may hold
+    // NUL bytes that the zero padding would hide), not byte by byte.
+    let key = u128::from_le_bytes(upper);
+    PACKED_VERBS
+        .iter()
+        .zip(VERBS)
+        .find(|&(&packed, verb)| packed == key && verb.len() == word.len())
+        .map(|(_, verb)| *verb)
 }
+
+/// [`VERBS`], each packed into a `u128` as [`statement_verb`] packs a word.
+const PACKED_VERBS: [u128; VERBS.len()] = {
+    let mut out = [0u128; VERBS.len()];
+    let mut i = 0;
+    while i < VERBS.len() {
+        let bytes = VERBS[i].as_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            out[i] |= (bytes[j] as u128) << (8 * j);
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+};
 
 #[cfg(test)]
 mod tests {
@@ -301,7 +320,7 @@ mod tests {
             VERBS.iter().copied().find(|v| v.eq_ignore_ascii_case(word))
         };
         let words = [
-            "select", "SELECT", "With", "insert", "x", "", "selectx", "SELECT1", "sélect", "VACUUM",
+            "select", "SELECT", "With", "insert", "x", "", "selectx", "SELECT1", "sélect", "VACUUM", "SELECT\0",
         ];
         let gaps = [
             "", " ", "\t", "\n\r ", "\u{0b}", "\u{0c}", "\u{a0}", "\u{2003}", "\u{85}", "(", ";", "\u{1c}", "*",
@@ -318,7 +337,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 2 * 13 * 10 * 13);
+        assert_eq!(n, 2 * 13 * 11 * 13);
         assert!(VERBS.windows(2).all(|w| w[0] < w[1]), "VERBS must stay sorted");
         for v in VERBS {
             assert_eq!(statement_verb(&v.to_lowercase()), Some(*v));
