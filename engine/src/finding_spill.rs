@@ -556,10 +556,12 @@ impl Iterator for Merged<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn finding(i: usize) -> Finding {
+    /// A finding with every field set, varied by `i` (other modules' tests
+    /// use it too).
+    pub(crate) fn finding(i: usize) -> Finding {
         let some = |on: bool, s: String| on.then_some(s);
         Finding {
             finding_type: ["n_plus_one_sql", "slow_sql", "redundant_http"][i % 3].to_owned(),

@@ -88,7 +88,6 @@ fn analyze(shared: &Shared, batch: Batch, totals: &mut Totals) {
     }
 
     let now_ms = super::now_ms();
-    shared.store.push(&analysis.findings, now_ms);
     if let Some(c) = &shared.correlator {
         c.lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -111,6 +110,8 @@ fn analyze(shared: &Shared, batch: Batch, totals: &mut Totals) {
         }
         let _ = out.flush();
     }
+    // Last, so that they are moved rather than copied.
+    shared.store.push(analysis.findings, now_ms);
     *shared.last_green.lock().unwrap_or_else(|e| e.into_inner()) = Some(analysis.green_summary.fields);
     let n = traces.len() as u64;
     shared.ledger.update(|c| {
