@@ -118,9 +118,23 @@ pub fn group_by_key<'a, K: Ord + Copy + std::hash::Hash>(
     spans: impl Iterator<Item = &'a Span>,
     key: impl Fn(&'a Span) -> (&'a Arc<str>, K),
 ) -> Vec<Group<'a, K>> {
+    group_by_key_min(spans, key, 1)
+}
+
+/// [`group_by_key`], keeping only groups of at least `min_len` spans.
+///
+/// Groups left out are never sorted nor given a vector of their own: a
+/// group's first span is held apart until a second one comes, and most
+/// groups keyed on parameters (one per distinct call) stay single.
+pub fn group_by_key_min<'a, K: Ord + Copy + std::hash::Hash>(
+    spans: impl Iterator<Item = &'a Span>,
+    key: impl Fn(&'a Span) -> (&'a Arc<str>, K),
+    min_len: usize,
+) -> Vec<Group<'a, K>> {
     /// Past this many groups, an index replaces the scan (no quadratic cost).
     const SCAN_MAX: usize = 32;
-    let mut groups: Vec<(&'a Arc<str>, K, Vec<&'a Span>)> = Vec::new();
+    type Building<'a, K> = (&'a Arc<str>, K, &'a Span, Vec<&'a Span>);
+    let mut groups: Vec<Building<'a, K>> = Vec::new();
     let mut index: Option<foldhash::HashMap<(&'a str, K), usize>> = None;
     for s in spans {
         let (t, k) = key(s);
@@ -128,29 +142,36 @@ pub fn group_by_key<'a, K: Ord + Copy + std::hash::Hash>(
             Some(ix) => ix.get(&(&**t, k)).copied(),
             None => groups
                 .iter()
-                .rposition(|&(gt, gk, _)| gk == k && (Arc::ptr_eq(gt, t) || **gt == **t)),
+                .rposition(|&(gt, gk, _, _)| gk == k && (Arc::ptr_eq(gt, t) || **gt == **t)),
         };
         match found {
-            Some(i) => groups[i].2.push(s),
+            Some(i) => groups[i].3.push(s),
             None => {
                 if let Some(ix) = &mut index {
                     ix.insert((&**t, k), groups.len());
                 }
-                groups.push((t, k, vec![s]));
+                groups.push((t, k, s, Vec::new()));
                 if index.is_none() && groups.len() > SCAN_MAX {
                     index = Some(
                         groups
                             .iter()
                             .enumerate()
-                            .map(|(i, &(gt, gk, _))| ((&**gt, gk), i))
+                            .map(|(i, &(gt, gk, _, _))| ((&**gt, gk), i))
                             .collect(),
                     );
                 }
             }
         }
     }
+    groups.retain(|g| 1 + g.3.len() >= min_len);
     groups.sort_by(|a, b| (&**a.0, a.1).cmp(&(&**b.0, b.1)));
-    groups.into_iter().map(|(t, k, g)| ((Arc::clone(t), k), g)).collect()
+    groups
+        .into_iter()
+        .map(|(t, k, first, mut rest)| {
+            rest.insert(0, first);
+            ((Arc::clone(t), k), rest)
+        })
+        .collect()
 }
 
 /// Spans grouped by parent span id, in trace order; spans without a parent are left out.
@@ -167,4 +188,81 @@ pub fn by_parent(trace: &Trace) -> BTreeMap<&str, Vec<&Span>> {
 /// `u32` settings are declared within `u32` range; this narrows them.
 pub fn as_usize(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perf_sentinel_engine::event::{EventKind, EventSource, SpanEvent};
+    use perf_sentinel_engine::trace::Interner;
+
+    fn spans(targets: &[String]) -> Vec<Span> {
+        let mut names = Interner::default();
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let e = SpanEvent {
+                    timestamp: "2026-01-01T00:00:00.000Z".to_owned(),
+                    trace_id: "t".to_owned(),
+                    span_id: format!("s{i}"),
+                    parent_span_id: None,
+                    service: "svc".to_owned(),
+                    cloud_region: None,
+                    kind: EventKind::Sql,
+                    operation: "sql".to_owned(),
+                    target: t.clone(),
+                    duration_us: 1,
+                    source: EventSource::default(),
+                    status_code: None,
+                    response_size_bytes: None,
+                    code_function: None,
+                    code_filepath: None,
+                    code_lineno: None,
+                    code_namespace: None,
+                    instrumentation_scopes: vec![],
+                    start_unix_nanos: None,
+                    db_parameters: vec![],
+                };
+                Span::new(e, &mut names)
+            })
+            .collect()
+    }
+
+    /// Span ids of each group, with its template.
+    fn ids<K>(groups: Vec<Group<'_, K>>) -> Vec<(String, Vec<String>)> {
+        groups
+            .into_iter()
+            .map(|((t, _), g)| (t.to_string(), g.iter().map(|s| s.event.span_id.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_minimum_leaves_out_small_groups_and_nothing_else() {
+        // Few groups (the scan) and many (the index past 32 groups), with
+        // single spans, pairs and triples, templates out of order.
+        for distinct in [5usize, 60] {
+            let targets: Vec<String> = (0..distinct * 3)
+                .map(|i| {
+                    let t = (i * 7) % distinct;
+                    let value = if t % 3 == 0 { i } else { t };
+                    format!("SELECT * FROM t{} WHERE id = {value}", distinct - t)
+                })
+                .collect();
+            let spans = spans(&targets);
+            fn key(s: &Span) -> (&Arc<str>, perf_sentinel_engine::normalize::ParamDigest) {
+                (&s.template, s.params)
+            }
+            let all = ids(group_by_key(spans.iter(), key));
+            for min in [1, 2, 3, 4] {
+                let want: Vec<_> = all.iter().filter(|(_, g)| g.len() >= min).cloned().collect();
+                assert_eq!(
+                    ids(group_by_key_min(spans.iter(), key, min)),
+                    want,
+                    "{distinct} templates, at least {min}"
+                );
+            }
+            assert!(all.iter().any(|(_, g)| g.len() == 1) && all.iter().any(|(_, g)| g.len() == 3));
+        }
+    }
 }

@@ -17,13 +17,13 @@ pub fn detect(
     earlier: &[Finding],
     out: &mut Vec<Finding>,
 ) {
-    let groups = crate::common::group_by_key(trace.spans.iter().filter(|s| s.kind() == kind), |s| {
-        (&s.template, s.params)
-    });
+    let min = min_occurrences.max(2);
+    let groups = crate::common::group_by_key_min(
+        trace.spans.iter().filter(|s| s.kind() == kind),
+        |s| (&s.template, s.params),
+        min,
+    );
     for ((template, _), group) in groups {
-        if group.len() < min_occurrences.max(2) {
-            continue;
-        }
         if earlier
             .iter()
             .any(|f| f.finding_type == n_plus_one_type && f.pattern.template == *template)
