@@ -193,7 +193,6 @@ pub fn as_usize(v: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_sentinel_engine::event::{EventKind, EventSource, SpanEvent};
     use perf_sentinel_engine::trace::Interner;
 
     fn spans(targets: &[String]) -> Vec<Span> {
@@ -202,28 +201,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let e = SpanEvent {
-                    timestamp: "2026-01-01T00:00:00.000Z".to_owned(),
-                    trace_id: "t".to_owned(),
-                    span_id: format!("s{i}"),
-                    parent_span_id: None,
-                    service: "svc".to_owned(),
-                    cloud_region: None,
-                    kind: EventKind::Sql,
-                    operation: "sql".to_owned(),
-                    target: t.clone(),
-                    duration_us: 1,
-                    source: EventSource::default(),
-                    status_code: None,
-                    response_size_bytes: None,
-                    code_function: None,
-                    code_filepath: None,
-                    code_lineno: None,
-                    code_namespace: None,
-                    instrumentation_scopes: vec![],
-                    start_unix_nanos: None,
-                    db_parameters: vec![],
-                };
+                let e = perf_sentinel_engine::testing::sql_event("t", &format!("s{i}"), t);
                 Span::new(e, &mut names)
             })
             .collect()

@@ -13,8 +13,36 @@
 use std::path::Path;
 
 use crate::engine::Engine;
+use crate::event::{EventKind, EventSource, SpanEvent};
 use crate::finding::Finding;
 use crate::ingest;
+
+/// A SQL event of trace `trace_id` running `sql`, with every optional field
+/// left out: a starting point for unit tests of detectors and groupings.
+pub fn sql_event(trace_id: &str, span_id: &str, sql: &str) -> SpanEvent {
+    SpanEvent {
+        timestamp: "2026-01-01T00:00:00.000Z".to_owned(),
+        trace_id: trace_id.to_owned(),
+        span_id: span_id.to_owned(),
+        parent_span_id: None,
+        service: "svc".to_owned(),
+        cloud_region: None,
+        kind: EventKind::Sql,
+        operation: "sql".to_owned(),
+        target: sql.to_owned(),
+        duration_us: 1,
+        source: EventSource::default(),
+        status_code: None,
+        response_size_bytes: None,
+        code_function: None,
+        code_filepath: None,
+        code_lineno: None,
+        code_namespace: None,
+        instrumentation_scopes: vec![],
+        start_unix_nanos: None,
+        db_parameters: vec![],
+    }
+}
 
 /// Runs every `hit_*.json` and `miss_*.json` trace file of `dir` through an
 /// engine with default settings: a hit must produce at least one finding of

@@ -160,32 +160,10 @@ fn cap(spans: &mut VecDeque<Span>, max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventKind, EventSource, SpanEvent};
     use crate::trace::Interner;
 
     fn span(trace: &str, id: u32) -> Span {
-        let e = SpanEvent {
-            timestamp: "2026-01-01T00:00:00.000Z".into(),
-            trace_id: trace.into(),
-            span_id: format!("s{id}"),
-            parent_span_id: None,
-            service: "svc".into(),
-            cloud_region: None,
-            kind: EventKind::Sql,
-            operation: "sql".into(),
-            target: format!("SELECT {id}"),
-            duration_us: 1,
-            source: EventSource::default(),
-            status_code: None,
-            response_size_bytes: None,
-            code_function: None,
-            code_filepath: None,
-            code_lineno: None,
-            code_namespace: None,
-            instrumentation_scopes: vec![],
-            start_unix_nanos: None,
-            db_parameters: vec![],
-        };
+        let e = crate::testing::sql_event(trace, &format!("s{id}"), &format!("SELECT {id}"));
         Span::new(e, &mut Interner::default())
     }
 
