@@ -87,17 +87,20 @@ pub const N_PLUS_ONE_HTTP_GATE: GateRule = GateRule {
     doc: "Most n_plus_one_http findings of severity warning or critical the quality gate accepts.",
 };
 
-/// The spans of one kind in a trace, grouped by template; each group keeps
-/// trace order. Groups come out in template order.
-pub fn by_template(trace: &Trace, kind: EventKind) -> Vec<(Arc<str>, Vec<&Span>)> {
-    by_template_where(trace, kind, |_| true)
-}
-
-/// [`by_template`] over the spans that pass `keep`.
-pub fn by_template_where(trace: &Trace, kind: EventKind, keep: impl Fn(&Span) -> bool) -> Vec<(Arc<str>, Vec<&Span>)> {
-    group_by_key(trace.spans.iter().filter(|s| s.kind() == kind && keep(s)), |s| {
-        (&s.template, ())
-    })
+/// The spans of one kind in a trace that pass `keep`, grouped by template,
+/// keeping only groups of at least `min_len` spans; each group keeps trace
+/// order. Groups come out in template order.
+pub fn by_template_where(
+    trace: &Trace,
+    kind: EventKind,
+    min_len: usize,
+    keep: impl Fn(&Span) -> bool,
+) -> Vec<(Arc<str>, Vec<&Span>)> {
+    group_by_key(
+        trace.spans.iter().filter(|s| s.kind() == kind && keep(s)),
+        |s| (&s.template, ()),
+        min_len,
+    )
     .into_iter()
     .map(|((t, ()), g)| (t, g))
     .collect()
@@ -114,19 +117,12 @@ pub type Group<'a, K> = ((Arc<str>, K), Vec<&'a Span>);
 /// pointers before text beats a tree or hash map keyed on the text; past
 /// `SCAN_MAX` groups a hash index takes over, so the cost stays linear. A
 /// template is shared (its count touched) once per group, not per span.
-pub fn group_by_key<'a, K: Ord + Copy + std::hash::Hash>(
-    spans: impl Iterator<Item = &'a Span>,
-    key: impl Fn(&'a Span) -> (&'a Arc<str>, K),
-) -> Vec<Group<'a, K>> {
-    group_by_key_min(spans, key, 1)
-}
-
-/// [`group_by_key`], keeping only groups of at least `min_len` spans.
 ///
-/// Groups left out are never sorted nor given a vector of their own: a
-/// group's first span is held apart until a second one comes, and most
-/// groups keyed on parameters (one per distinct call) stay single.
-pub fn group_by_key_min<'a, K: Ord + Copy + std::hash::Hash>(
+/// Only groups of at least `min_len` spans are kept. Groups left out are
+/// never sorted nor given a vector of their own: a group's first span is
+/// held apart until a second one comes, and most groups keyed on
+/// parameters (one per distinct call) stay single.
+pub fn group_by_key<'a, K: Ord + Copy + std::hash::Hash>(
     spans: impl Iterator<Item = &'a Span>,
     key: impl Fn(&'a Span) -> (&'a Arc<str>, K),
     min_len: usize,
@@ -231,16 +227,29 @@ mod tests {
             fn key(s: &Span) -> (&Arc<str>, perf_sentinel_engine::normalize::ParamDigest) {
                 (&s.template, s.params)
             }
-            let all = ids(group_by_key(spans.iter(), key));
+            let all = ids(group_by_key(spans.iter(), key, 1));
             for min in [1, 2, 3, 4] {
                 let want: Vec<_> = all.iter().filter(|(_, g)| g.len() >= min).cloned().collect();
                 assert_eq!(
-                    ids(group_by_key_min(spans.iter(), key, min)),
+                    ids(group_by_key(spans.iter(), key, min)),
                     want,
                     "{distinct} templates, at least {min}"
                 );
             }
             assert!(all.iter().any(|(_, g)| g.len() == 1) && all.iter().any(|(_, g)| g.len() == 3));
+            // With no minimum, every span is in exactly one group, groups
+            // come in template order and keep trace order.
+            let mut seen: Vec<String> = all.iter().flat_map(|(_, g)| g.clone()).collect();
+            let mut every: Vec<String> = (0..targets.len()).map(|i| format!("s{i}")).collect();
+            seen.sort();
+            every.sort();
+            assert_eq!(seen, every);
+            assert!(all.windows(2).all(|w| w[0].0 <= w[1].0));
+            let index = |id: &String| id[1..].parse::<usize>().unwrap();
+            assert!(
+                all.iter()
+                    .all(|(_, g)| g.windows(2).all(|w| index(&w[0]) < index(&w[1])))
+            );
         }
     }
 }

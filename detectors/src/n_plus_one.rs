@@ -5,7 +5,9 @@ use perf_sentinel_engine::group::{coefficient_of_variation, distinct_params, fin
 use perf_sentinel_engine::registry::Settings;
 use perf_sentinel_engine::{EventKind, Finding, Severity, Span, Trace};
 
-use crate::common::{N_PLUS_ONE_MIN_OCCURRENCES, SANITIZER_AWARE_CLASSIFICATION, WINDOW_DURATION_MS, by_template};
+use crate::common::{
+    N_PLUS_ONE_MIN_OCCURRENCES, SANITIZER_AWARE_CLASSIFICATION, WINDOW_DURATION_MS, by_template_where,
+};
 
 /// Occurrences from which an N+1 is critical (independent of the threshold).
 const CRITICAL_OCCURRENCES: u64 = 10;
@@ -182,10 +184,7 @@ fn classify(kind: EventKind, template: &str, group: &[&Span], cfg: &NPlusOneConf
 
 /// N+1 findings of one kind in a trace.
 pub fn detect(trace: &Trace, kind: EventKind, finding_type: &str, cfg: &NPlusOneConfig, out: &mut Vec<Finding>) {
-    for (template, group) in by_template(trace, kind) {
-        if group.len() < cfg.min_occurrences {
-            continue;
-        }
+    for (template, group) in by_template_where(trace, kind, cfg.min_occurrences, |_| true) {
         let distinct = distinct_params(group.iter().copied());
         let method = if distinct as usize >= cfg.min_occurrences {
             None

@@ -18,7 +18,7 @@ pub fn detect(
     out: &mut Vec<Finding>,
 ) {
     let min = min_occurrences.max(2);
-    let groups = crate::common::group_by_key_min(
+    let groups = crate::common::group_by_key(
         trace.spans.iter().filter(|s| s.kind() == kind),
         |s| (&s.template, s.params),
         min,

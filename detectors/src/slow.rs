@@ -47,10 +47,8 @@ fn advice(kind: EventKind) -> &'static str {
 /// Slow spans of one kind, grouped by template, in one trace.
 pub fn detect(trace: &Trace, kind: EventKind, finding_type: &str, cfg: &SlowConfig, out: &mut Vec<Finding>) {
     // Only slow spans are grouped: a template without one has no finding.
-    for (template, slow) in by_template_where(trace, kind, |s| s.event.duration_us > cfg.threshold_us) {
-        if slow.len() < cfg.min_occurrences {
-            continue;
-        }
+    let slow_spans = |s: &Span| s.event.duration_us > cfg.threshold_us;
+    for (template, slow) in by_template_where(trace, kind, cfg.min_occurrences, slow_spans) {
         let max = slow.iter().map(|s| s.event.duration_us).max().unwrap_or(0);
         let mut f = finding_for_group(finding_type, cfg.severity(max), &template, &slow);
         f.pattern.distinct_params = distinct_params(slow.iter().copied());
