@@ -42,11 +42,7 @@ pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError
 /// Gives the events [`convert_borrowed`] gives for prost's decoding of
 /// `body`.
 pub fn protobuf_events<'a>(body: &'a [u8], origin: &str) -> Result<BorrowedEvents<'a>, IngestError> {
-    let request = super::view::decode(body).map_err(|e| {
-        let mut err = invalid_protobuf(origin, &e.what);
-        err.position = Some(format!("byte {}", e.offset));
-        err
-    })?;
+    let request = super::view::decode(body).map_err(|e| invalid_protobuf_at(origin, e.offset as u64, &e.what))?;
     Ok(convert_view(&request))
 }
 
@@ -64,6 +60,13 @@ fn invalid_protobuf(origin: &str, what: impl std::fmt::Display) -> IngestError {
         None,
         format!("invalid OTLP protobuf: {what}; expected an ExportTraceServiceRequest as an OTLP exporter sends it"),
     )
+}
+
+/// [`invalid_protobuf`] at a byte offset of the input.
+fn invalid_protobuf_at(origin: &str, offset: u64, what: impl std::fmt::Display) -> IngestError {
+    let mut e = invalid_protobuf(origin, what);
+    e.position = Some(format!("byte {offset}"));
+    e
 }
 
 /// Bytes of `resource_spans` entries decoded together (on every core)
@@ -125,11 +128,7 @@ fn read_protobuf_windows(
     window_bytes: usize,
 ) -> Result<(crate::trace::SpanBatch, IngestStats), IngestError> {
     use super::wire::{Blocks, Stop, WireError};
-    let invalid = |offset: u64, what: &dyn std::fmt::Display| {
-        let mut e = invalid_protobuf(origin, what);
-        e.position = Some(format!("byte {offset}"));
-        e
-    };
+    let invalid = |offset: u64, what: &dyn std::fmt::Display| invalid_protobuf_at(origin, offset, what);
     let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
     let mut blocks = Blocks::new(head, reader, max_bytes, progress);
     blocks.skip_prefix(bom);
@@ -335,7 +334,8 @@ fn convert_block_view<'a>(
     let spans = req.block_spans(block);
 
     // Index span id -> span, bounded.
-    let mut index: HashMap<&[u8], &ViewSpan<'a>> = HashMap::new();
+    // Span ids come from clients: the hasher is seeded per map.
+    let mut index: foldhash::HashMap<&[u8], &ViewSpan<'a>> = foldhash::HashMap::default();
     for sp in spans.iter().take(MAX_INDEXED_SPANS) {
         index.entry(sp.span_id).or_insert(sp);
     }
