@@ -61,26 +61,12 @@ pub struct SpanRecord {
 impl Span {
     /// Normalizes one event, owned or borrowing its strings.
     pub fn new<S: Text>(event: SpanEvent<S>, names: &mut Interner) -> Span {
-        let mut sink = DigestSink::default();
-        let target = event.target.as_ref();
-        let template = match event.kind {
-            EventKind::Sql => normalize_sql(target, &mut sink),
-            EventKind::HttpOut => normalize_http(event.operation.as_ref(), target, &mut sink),
-        };
-        for value in &event.db_parameters {
-            sink.push(value.as_ref());
-        }
-        let host = url_host(target).map(|h| {
-            if h.bytes().any(|b| b.is_ascii_uppercase()) {
-                names.intern(&h.to_ascii_lowercase())
-            } else {
-                names.field(Field::Host, h)
-            }
-        });
-        let verb = match event.kind {
-            EventKind::Sql => statement_verb(target),
-            EventKind::HttpOut => None,
-        };
+        let (template, params, host, verb) = names.normalized(
+            event.kind,
+            event.operation.as_ref(),
+            event.target.as_ref(),
+            &event.db_parameters,
+        );
         let opt = |names: &mut Interner, field, v: &Option<S>| v.as_ref().map(|v| names.field(field, v.as_ref()));
         let record = SpanRecord {
             trace_id: names.trace_id(event.trace_id.as_ref()),
@@ -108,8 +94,8 @@ impl Span {
             parent_span_id: event.parent_span_id.map(Text::into_compact),
         };
         Span {
-            template: names.intern_owned(template),
-            params: sink.finish(),
+            template,
+            params,
             event: record,
         }
     }
@@ -147,6 +133,88 @@ pub struct Interner {
     /// their service, endpoint and operation, and a comparison with the
     /// previous one is cheaper than hashing.
     last: [Option<Arc<str>>; Field::COUNT],
+    /// What normalization made of recently seen targets.
+    recent: Recent,
+}
+
+/// What normalization makes of one target: the same for every span with
+/// the same kind, operation and target.
+#[derive(Clone)]
+struct Normalized {
+    template: Arc<str>,
+    /// The digest of the target's literals, before any bound parameter.
+    sink: DigestSink,
+    /// `sink` finished: the digest of a span without bound parameters.
+    digest: ParamDigest,
+    host: Option<Arc<str>>,
+    verb: Option<&'static str>,
+}
+
+/// What a span keeps of its target: template, digest, host and verb.
+type Made = (Arc<str>, ParamDigest, Option<Arc<str>>, Option<&'static str>);
+
+impl Normalized {
+    /// The span's share, with the parameters bound to the statement.
+    fn with<S: AsRef<str>>(&self, bound: &[S]) -> Made {
+        let params = if bound.is_empty() {
+            self.digest
+        } else {
+            let mut sink = self.sink.clone();
+            for value in bound {
+                sink.push(value.as_ref());
+            }
+            sink.finish()
+        };
+        (Arc::clone(&self.template), params, self.host.clone(), self.verb)
+    }
+}
+
+/// A direct-mapped cache of [`Normalized`] targets.
+///
+/// Services repeat their statements and URLs (prepared statements, the
+/// same call in every request), and a lookup costs a hash and a
+/// comparison where normalizing costs a pass over the text with
+/// allocations. A slot remembers a target's hash when it is first seen and
+/// keeps its normalization when it comes again, so a stream of targets
+/// that never repeat (literals inlined in every statement) costs only the
+/// hash. Targets over [`Recent::MAX_TARGET`] bytes are never kept: the
+/// cache holds at most `SLOTS * MAX_TARGET` bytes of text.
+#[derive(Default)]
+struct Recent {
+    slots: Vec<Slot>,
+}
+
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Empty,
+    /// A target with this hash was seen once.
+    Seen(u64),
+    Kept(Box<KeptTarget>),
+}
+
+struct KeptTarget {
+    hash: u64,
+    kind: EventKind,
+    /// The operation, which HTTP templates depend on (empty for SQL).
+    operation: Box<str>,
+    target: Box<str>,
+    made: Normalized,
+}
+
+impl Recent {
+    const SLOTS: usize = 512;
+    const MAX_TARGET: usize = 2048;
+
+    /// The hash that picks a target's slot: fixed seed, same in every run.
+    fn hash(kind: EventKind, operation: &str, target: &str) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
+        kind.hash(&mut h);
+        operation.hash(&mut h);
+        target.hash(&mut h);
+        h.finish()
+    }
 }
 
 /// The span fields whose last name an [`Interner`] remembers.
@@ -170,6 +238,73 @@ impl Field {
 impl Interner {
     /// How many distinct names the set holds before it starts over.
     pub const MAX_NAMES: usize = 1 << 16;
+
+    /// What normalization makes of a target and its bound parameters:
+    /// template, digest, host and verb, from the cache when the same target
+    /// came recently.
+    fn normalized<S: AsRef<str>>(&mut self, kind: EventKind, operation: &str, target: &str, bound: &[S]) -> Made {
+        // SQL templates do not depend on the operation.
+        let operation = match kind {
+            EventKind::Sql => "",
+            EventKind::HttpOut => operation,
+        };
+        if target.len() > Recent::MAX_TARGET {
+            return self.normalize(kind, operation, target).with(bound);
+        }
+        let hash = Recent::hash(kind, operation, target);
+        if self.recent.slots.is_empty() {
+            self.recent.slots.resize_with(Recent::SLOTS, Slot::default);
+        }
+        let slot = (hash as usize) & (Recent::SLOTS - 1);
+        match &self.recent.slots[slot] {
+            Slot::Kept(k) if k.hash == hash && k.kind == kind && *k.target == *target && *k.operation == *operation => {
+                k.made.with(bound)
+            }
+            Slot::Seen(seen) if *seen == hash => {
+                let made = self.normalize(kind, operation, target);
+                let out = made.with(bound);
+                self.recent.slots[slot] = Slot::Kept(Box::new(KeptTarget {
+                    hash,
+                    kind,
+                    operation: operation.into(),
+                    target: target.into(),
+                    made,
+                }));
+                out
+            }
+            _ => {
+                self.recent.slots[slot] = Slot::Seen(hash);
+                self.normalize(kind, operation, target).with(bound)
+            }
+        }
+    }
+
+    /// Normalizes a target, without the cache.
+    fn normalize(&mut self, kind: EventKind, operation: &str, target: &str) -> Normalized {
+        let mut sink = DigestSink::default();
+        let template = match kind {
+            EventKind::Sql => normalize_sql(target, &mut sink),
+            EventKind::HttpOut => normalize_http(operation, target, &mut sink),
+        };
+        let host = url_host(target).map(|h| {
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                self.intern(&h.to_ascii_lowercase())
+            } else {
+                self.field(Field::Host, h)
+            }
+        });
+        let verb = match kind {
+            EventKind::Sql => statement_verb(target),
+            EventKind::HttpOut => None,
+        };
+        Normalized {
+            template: self.intern_owned(template),
+            digest: sink.clone().finish(),
+            sink,
+            host,
+            verb,
+        }
+    }
 
     /// The shared copy of `s`.
     pub fn intern(&mut self, s: &str) -> Arc<str> {
@@ -626,5 +761,103 @@ pub fn order_spans(spans: &mut [Span]) {
     // Spans are large and usually already in order: check before moving any.
     if !spans.is_sorted_by(|a, b| order(a, b).is_le()) {
         spans.sort_by(order);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Targets that repeat, differ only in literals, case or method, and
+    /// one past the cache's length limit.
+    fn target() -> impl Strategy<Value = (EventKind, String, String)> {
+        let long = format!(
+            "SELECT * FROM t WHERE a IN ({})",
+            vec!["1"; Recent::MAX_TARGET].join(",")
+        );
+        prop_oneof![
+            (0u32..4).prop_map(|n| (
+                EventKind::Sql,
+                "sql".to_owned(),
+                format!("SELECT * FROM t WHERE id = {n}")
+            )),
+            (0u32..3).prop_map(|n| (
+                EventKind::Sql,
+                "query".to_owned(),
+                format!("UPDATE t SET a = 'x{n}' WHERE b = ?")
+            )),
+            (prop_oneof![Just("GET"), Just("POST")], 0u32..3, any::<bool>()).prop_map(|(m, n, upper)| {
+                let host = if upper { "API.Example.com" } else { "api.example.com" };
+                (
+                    EventKind::HttpOut,
+                    m.to_owned(),
+                    format!("https://{host}/users/{n}?q={n}"),
+                )
+            }),
+            Just((EventKind::Sql, "sql".to_owned(), long)),
+            // Many distinct targets, so that slots are reused.
+            (0u32..1500).prop_map(|n| (EventKind::Sql, "sql".to_owned(), format!("SELECT c{n} FROM t{n}"))),
+        ]
+    }
+
+    fn event((kind, operation, target): (EventKind, String, String), bound: Vec<String>) -> SpanEvent {
+        SpanEvent {
+            kind,
+            operation,
+            db_parameters: bound,
+            ..crate::testing::sql_event("t", "s", &target)
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Spans made through one interner, whose cache hits, equal spans
+        /// each made by a fresh one, and both hold what the normalization
+        /// functions make of the event.
+        #[test]
+        fn cached_normalization_equals_fresh(
+            events in prop::collection::vec((target(), prop::collection::vec("[a-c]{0,2}", 0..3)), 1..800)
+        ) {
+            let mut shared = Interner::default();
+            for (t, bound) in events {
+                let e = event(t, bound);
+                let cached = Span::new(e.as_borrowed(), &mut shared);
+                let fresh = Span::new(e.as_borrowed(), &mut Interner::default());
+                prop_assert_eq!(&cached.event, &fresh.event);
+                prop_assert_eq!(&cached.template, &fresh.template);
+                prop_assert_eq!(cached.params, fresh.params);
+                let mut sink = DigestSink::default();
+                let template = match e.kind {
+                    EventKind::Sql => normalize_sql(&e.target, &mut sink),
+                    EventKind::HttpOut => normalize_http(&e.operation, &e.target, &mut sink),
+                };
+                for v in &e.db_parameters {
+                    sink.push(v);
+                }
+                prop_assert_eq!(&*cached.template, template.as_str());
+                prop_assert_eq!(cached.params, sink.finish());
+                let host = url_host(&e.target).map(str::to_ascii_lowercase);
+                prop_assert_eq!(cached.event.host.as_deref(), host.as_deref());
+                let verb = if e.kind == EventKind::Sql { statement_verb(&e.target) } else { None };
+                prop_assert_eq!(cached.event.verb, verb);
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_is_kept_on_its_second_sighting() {
+        let mut names = Interner::default();
+        let e = crate::testing::sql_event("t", "s", "SELECT * FROM t WHERE id = 7");
+        let first = Span::new(e.as_borrowed(), &mut names);
+        let kept = |names: &Interner| names.recent.slots.iter().filter(|s| matches!(s, Slot::Kept(_))).count();
+        assert_eq!(kept(&names), 0);
+        let second = Span::new(e.as_borrowed(), &mut names);
+        assert_eq!(kept(&names), 1);
+        let third = Span::new(e.as_borrowed(), &mut names);
+        assert!(Arc::ptr_eq(&second.template, &third.template));
+        assert_eq!((&first.template, first.params), (&third.template, third.params));
+        assert_eq!(&*third.template, "SELECT * FROM t WHERE id = ?");
     }
 }

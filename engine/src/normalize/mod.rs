@@ -37,6 +37,7 @@ pub struct ParamDigest {
 }
 
 /// Builds a [`ParamDigest`] as literals are pushed.
+#[derive(Clone)]
 pub struct DigestSink {
     count: u32,
     a: DefaultHasher,
