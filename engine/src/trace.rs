@@ -169,28 +169,33 @@ impl Normalized {
     }
 }
 
-/// A direct-mapped cache of [`Normalized`] targets.
+/// A cache of [`Normalized`] targets: two-way set-associative, a set
+/// chosen by the target's hash.
 ///
 /// Services repeat their statements and URLs (prepared statements, the
 /// same call in every request), and a lookup costs a hash and a
 /// comparison where normalizing costs a pass over the text with
-/// allocations. A slot remembers a target's hash when it is first seen and
-/// keeps its normalization when it comes again, so a stream of targets
-/// that never repeat (literals inlined in every statement) costs only the
-/// hash. Targets over [`Recent::MAX_TARGET`] bytes are never kept: the
-/// cache holds at most `SLOTS * MAX_TARGET` bytes of text.
+/// allocations. A set notes the hashes of the last two targets it missed
+/// and keeps a target when it misses it again while noted, so a stream of
+/// targets that never repeat (literals inlined in every statement) costs
+/// only the hash and never evicts a kept target; two ways and two notes per
+/// set let two frequent targets that alternate share a set. Targets over
+/// [`Recent::MAX_TARGET`] bytes are never kept: the cache holds at most
+/// `2 * SETS * MAX_TARGET` bytes of text.
 #[derive(Default)]
 struct Recent {
-    slots: Vec<Slot>,
+    sets: Vec<Set>,
 }
 
 #[derive(Default)]
-enum Slot {
-    #[default]
-    Empty,
-    /// A target with this hash was seen once.
-    Seen(u64),
-    Kept(Box<KeptTarget>),
+struct Set {
+    ways: [Option<Box<KeptTarget>>; 2],
+    /// The hashes of the last two targets missed and not kept (0: none).
+    seen: [u64; 2],
+    /// The way that last served or kept a target.
+    last: u8,
+    /// The note that the next miss replaces.
+    next_seen: u8,
 }
 
 struct KeptTarget {
@@ -203,10 +208,10 @@ struct KeptTarget {
 }
 
 impl Recent {
-    const SLOTS: usize = 512;
+    const SETS: usize = 512;
     const MAX_TARGET: usize = 2048;
 
-    /// The hash that picks a target's slot: fixed seed, same in every run.
+    /// The hash that picks a target's set: fixed seed, same in every run.
     fn hash(kind: EventKind, operation: &str, target: &str) -> u64 {
         use std::hash::{BuildHasher, Hash, Hasher};
         let mut h = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
@@ -214,6 +219,46 @@ impl Recent {
         operation.hash(&mut h);
         target.hash(&mut h);
         h.finish()
+    }
+
+    /// The kept normalization of this target, if any.
+    fn get(&mut self, hash: u64, kind: EventKind, operation: &str, target: &str) -> Option<&Normalized> {
+        if self.sets.is_empty() {
+            self.sets.resize_with(Self::SETS, Set::default);
+        }
+        let set = &mut self.sets[hash as usize % Self::SETS];
+        let way = set.ways.iter().position(|w| {
+            w.as_ref()
+                .is_some_and(|k| k.hash == hash && k.kind == kind && *k.target == *target && *k.operation == *operation)
+        })?;
+        set.last = way as u8;
+        set.ways[way].as_ref().map(|k| &k.made)
+    }
+
+    /// Notes a target that [`Recent::get`] did not have: kept, in an empty
+    /// way or in place of the one used less recently, if its set noted it;
+    /// else noted in place of the older note.
+    fn put(&mut self, hash: u64, kind: EventKind, operation: &str, target: &str, made: Normalized) {
+        let set = &mut self.sets[hash as usize % Self::SETS];
+        let Some(note) = set.seen.iter().position(|&h| h == hash && h != 0) else {
+            set.seen[usize::from(set.next_seen)] = hash;
+            set.next_seen ^= 1;
+            return;
+        };
+        set.seen[note] = 0;
+        let way = set
+            .ways
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(usize::from(1 - set.last));
+        set.ways[way] = Some(Box::new(KeptTarget {
+            hash,
+            kind,
+            operation: operation.into(),
+            target: target.into(),
+            made,
+        }));
+        set.last = way as u8;
     }
 }
 
@@ -252,31 +297,13 @@ impl Interner {
             return self.normalize(kind, operation, target).with(bound);
         }
         let hash = Recent::hash(kind, operation, target);
-        if self.recent.slots.is_empty() {
-            self.recent.slots.resize_with(Recent::SLOTS, Slot::default);
+        if let Some(made) = self.recent.get(hash, kind, operation, target) {
+            return made.with(bound);
         }
-        let slot = (hash as usize) & (Recent::SLOTS - 1);
-        match &self.recent.slots[slot] {
-            Slot::Kept(k) if k.hash == hash && k.kind == kind && *k.target == *target && *k.operation == *operation => {
-                k.made.with(bound)
-            }
-            Slot::Seen(seen) if *seen == hash => {
-                let made = self.normalize(kind, operation, target);
-                let out = made.with(bound);
-                self.recent.slots[slot] = Slot::Kept(Box::new(KeptTarget {
-                    hash,
-                    kind,
-                    operation: operation.into(),
-                    target: target.into(),
-                    made,
-                }));
-                out
-            }
-            _ => {
-                self.recent.slots[slot] = Slot::Seen(hash);
-                self.normalize(kind, operation, target).with(bound)
-            }
-        }
+        let made = self.normalize(kind, operation, target);
+        let out = made.with(bound);
+        self.recent.put(hash, kind, operation, target, made);
+        out
     }
 
     /// Normalizes a target, without the cache.
@@ -851,7 +878,10 @@ mod tests {
         let mut names = Interner::default();
         let e = crate::testing::sql_event("t", "s", "SELECT * FROM t WHERE id = 7");
         let first = Span::new(e.as_borrowed(), &mut names);
-        let kept = |names: &Interner| names.recent.slots.iter().filter(|s| matches!(s, Slot::Kept(_))).count();
+        let kept = |names: &Interner| {
+            let ways = names.recent.sets.iter().flat_map(|s| &s.ways);
+            ways.filter(|w| w.is_some()).count()
+        };
         assert_eq!(kept(&names), 0);
         let second = Span::new(e.as_borrowed(), &mut names);
         assert_eq!(kept(&names), 1);
@@ -859,5 +889,33 @@ mod tests {
         assert!(Arc::ptr_eq(&second.template, &third.template));
         assert_eq!((&first.template, first.params), (&third.template, third.params));
         assert_eq!(&*third.template, "SELECT * FROM t WHERE id = ?");
+    }
+
+    /// Whether `names` keeps the normalization of this SQL statement.
+    fn keeps(names: &Interner, sql: &str) -> bool {
+        let hash = Recent::hash(EventKind::Sql, "", sql);
+        let set = &names.recent.sets[hash as usize % Recent::SETS];
+        set.ways.iter().flatten().any(|k| *k.target == *sql)
+    }
+
+    #[test]
+    fn two_targets_of_one_set_are_both_kept_and_new_ones_evict_neither() {
+        let set_of = |sql: &str| Recent::hash(EventKind::Sql, "", sql) as usize % Recent::SETS;
+        let a = "SELECT * FROM a WHERE id = 0".to_owned();
+        let b = (1..)
+            .map(|n| format!("SELECT * FROM b WHERE id = {n}"))
+            .find(|b| set_of(b) == set_of(&a))
+            .unwrap_or_default();
+        let mut names = Interner::default();
+        let mut span = |sql: &str| Span::new(crate::testing::sql_event("t", "s", sql).as_borrowed(), &mut names);
+        // In turn, as two calls of one loop: both kept, side by side.
+        for sql in [&a, &b, &a, &b] {
+            span(sql);
+        }
+        // Targets that never repeat, some in the same set.
+        for n in 0..5_000 {
+            span(&format!("SELECT {n} FROM c"));
+        }
+        assert!(keeps(&names, &a) && keeps(&names, &b));
     }
 }
