@@ -374,6 +374,7 @@ impl Scorer for Carbon {
             calibrated: false,
             any_region_attr: false,
             total_ops: 0,
+            last_region: None,
         })
     }
 }
@@ -389,6 +390,27 @@ struct CarbonBatch<'a> {
     calibrated: bool,
     any_region_attr: bool,
     total_ops: u64,
+    /// The last span's service and cloud region, and the region they
+    /// resolved to: consecutive spans mostly share them (and their
+    /// allocations), so the resolution is done once per run.
+    last_region: Option<LastRegion>,
+}
+
+struct LastRegion {
+    service: Arc<str>,
+    cloud_region: Option<Arc<str>>,
+    region: Option<Arc<str>>,
+}
+
+impl LastRegion {
+    fn matches(&self, span: &Span) -> bool {
+        Arc::ptr_eq(&self.service, &span.event.service)
+            && match (&self.cloud_region, &span.event.cloud_region) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
 }
 
 impl ScoreBatch for CarbonBatch<'_> {
@@ -402,37 +424,52 @@ impl ScoreBatch for CarbonBatch<'_> {
         for span in &trace.spans {
             self.total_ops += 1;
             self.any_region_attr |= span.event.cloud_region.is_some();
-            let region = ctx
-                .region_of(span)
-                .filter(|r| self.buckets.contains_key(r) || self.buckets.len() < MAX_REGIONS);
+            let last = match &self.last_region {
+                Some(last) if last.matches(span) => last,
+                _ => self.last_region.insert(LastRegion {
+                    service: Arc::clone(&span.event.service),
+                    cloud_region: span.event.cloud_region.clone(),
+                    region: ctx.region_of(span).map(Arc::from),
+                }),
+            };
+            let region = last
+                .region
+                .as_deref()
+                .filter(|r| self.buckets.contains_key(*r) || self.buckets.len() < MAX_REGIONS);
             let Some(region) = region else {
                 self.unknown.io_ops += 1;
                 continue;
             };
-            let (intensity, source, pue) = ctx.intensity(&region, &span.event.timestamp);
+            let (intensity, source, pue) = ctx.intensity(region, &span.event.timestamp);
             let (energy, cal) = ctx.energy(span);
             self.calibrated |= cal;
             let op = energy * intensity * pue;
-            let b = self.buckets.entry(region.clone()).or_default();
+            let b = match self.buckets.get_mut(region) {
+                Some(b) => b,
+                None => self.buckets.entry(region.to_owned()).or_default(),
+            };
             b.io_ops += 1;
             b.co2 += op;
             b.intensity_sum += intensity;
             b.source = b.source.max(Some(source));
             b.pue = pue;
-            b.known = ctx.tables.regions.contains_key(&region);
-            let s = self
-                .services
-                .entry(String::from(&*span.event.service))
-                .or_insert_with(|| ServiceAcc {
-                    region: region.clone(),
-                    ..ServiceAcc::default()
-                });
+            b.known = ctx.tables.regions.contains_key(region);
+            let s = match self.services.get_mut(&*span.event.service) {
+                Some(s) => s,
+                None => self
+                    .services
+                    .entry(String::from(&*span.event.service))
+                    .or_insert_with(|| ServiceAcc {
+                        region: region.to_owned(),
+                        ..ServiceAcc::default()
+                    }),
+            };
             s.energy += energy;
             s.carbon += op;
             if ctx.transport && span.kind() == EventKind::HttpOut {
                 if let (Some(bytes), Some(host)) = (span.event.response_size_bytes, &span.event.host) {
                     if let Some(callee) = ctx.service_regions.get(&**host) {
-                        if !callee.eq_ignore_ascii_case(&region) {
+                        if !callee.eq_ignore_ascii_case(region) {
                             self.transport += bytes as f64 * ctx.per_byte_kwh * intensity * pue;
                         }
                     }
@@ -451,6 +488,7 @@ impl ScoreBatch for CarbonBatch<'_> {
             calibrated,
             any_region_attr,
             total_ops,
+            last_region: _,
         } = *self;
         let ctx = &*carbon.ctx;
         if !carbon.enabled || input.traces == 0 {

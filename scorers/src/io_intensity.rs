@@ -118,22 +118,32 @@ impl ScoreBatch for IoBatch {
         if !self.enabled {
             return;
         }
-        for s in &trace.spans {
-            let service = match self.per_endpoint.get_mut(&*s.event.service) {
+        // Consecutive spans of one service and endpoint (mostly sharing
+        // their names' allocations) are counted with one lookup.
+        let mut rest = &trace.spans[..];
+        while let Some(first) = rest.first() {
+            let (service, endpoint) = (&first.event.service, &first.event.source.endpoint);
+            let run = rest
+                .iter()
+                .position(|s| {
+                    let (sv, ep) = (&s.event.service, &s.event.source.endpoint);
+                    !((Arc::ptr_eq(sv, service) || sv == service) && (Arc::ptr_eq(ep, endpoint) || ep == endpoint))
+                })
+                .unwrap_or(rest.len());
+            rest = &rest[run..];
+            let per_service = match self.per_endpoint.get_mut(&**service) {
                 Some(m) => m,
-                None => self.per_endpoint.entry(Arc::clone(&s.event.service)).or_default(),
+                None => self.per_endpoint.entry(Arc::clone(service)).or_default(),
             };
-            let e = match service.get_mut(&*s.event.source.endpoint) {
+            let e = match per_service.get_mut(&**endpoint) {
                 Some(e) => e,
-                None => service
-                    .entry(Arc::clone(&s.event.source.endpoint))
-                    .or_insert(EndpointOps {
-                        ops: 0,
-                        traces: 0,
-                        last: usize::MAX,
-                    }),
+                None => per_service.entry(Arc::clone(endpoint)).or_insert(EndpointOps {
+                    ops: 0,
+                    traces: 0,
+                    last: usize::MAX,
+                }),
             };
-            e.ops += 1;
+            e.ops += run as u64;
             if e.last != ti {
                 e.traces += 1;
                 e.last = ti;

@@ -49,6 +49,33 @@ fn two_cloud_regions_give_two_region_rows() {
     assert_eq!(v["green_summary"]["per_service_region"]["billing"], "eu-west-3");
 }
 
+/// Each span's region is its own, however spans of different regions and
+/// services alternate (consecutive spans share the resolution of their
+/// region only when they share service and cloud region).
+#[test]
+fn alternating_regions_and_services_count_each_span_in_its_region() {
+    let dir = TempDir::new("alternating-regions");
+    let mut events = Vec::new();
+    for i in 0..12 {
+        let mut e = event(i, [Some("us-east-1"), None, None][i % 3], "SELECT 1");
+        if i % 3 == 2 {
+            e["service"] = json!("ledger");
+        }
+        events.push(e);
+    }
+    let config = "[green]\nuse_hourly_profiles = false\ndefault_region = \"eu-west-3\"\n\n[green.service_regions]\nledger = \"eu-central-1\"\n";
+    let v = json(&analyze(&dir, &events, config));
+    let rows = v["green_summary"]["regions"].as_array().unwrap();
+    let ops = |region: &str| rows.iter().find(|r| r["region"] == region).map(|r| r["io_ops"].clone());
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert_eq!(ops("us-east-1"), Some(json!(4)));
+    assert_eq!(ops("eu-west-3"), Some(json!(4)));
+    assert_eq!(ops("eu-central-1"), Some(json!(4)));
+    let per_service = &v["green_summary"]["per_service_region"];
+    assert_eq!(per_service["billing"], "us-east-1", "{per_service}");
+    assert_eq!(per_service["ledger"], "eu-central-1", "{per_service}");
+}
+
 #[test]
 fn an_unknown_region_is_reported_out_of_table_with_zero_carbon() {
     let dir = TempDir::new("unknown-region");
