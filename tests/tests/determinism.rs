@@ -169,6 +169,36 @@ fn events_read_in_place_give_the_report_of_events_moved_in() {
     assert!(findings > 100, "{findings} findings compared");
 }
 
+/// Findings come out in detector rank order (not name order), unknown
+/// types last, and re-sorting them in any input order changes nothing.
+#[test]
+fn findings_sort_by_rank_and_key_from_any_input_order() {
+    use perf_sentinel_detectors as _;
+    use perf_sentinel_engine::{Engine, ingest};
+    use perf_sentinel_scorers as _;
+
+    let engine = Engine::with_defaults().unwrap();
+    let demo = ingest::parse(&std::fs::read(fixture("demo.json")).unwrap(), "demo.json").unwrap();
+    let report = engine.report(demo.events, demo.stats);
+    let sorted = report.findings;
+    let types: Vec<&str> = sorted.iter().map(|f| f.finding_type.as_str()).collect();
+    let first = |t: &str| types.iter().position(|x| *x == t).unwrap();
+    // Ranks 10 and 80: names alone would put chatty_service first.
+    assert!(first("n_plus_one_sql") < first("chatty_service"), "{types:?}");
+    let mut unknown = sorted[0].clone();
+    unknown.finding_type = "a_type_no_detector_declares".to_owned();
+    let mut shuffled = sorted.clone();
+    shuffled.push(unknown.clone());
+    let mut want = sorted;
+    want.push(unknown);
+    // A fixed shuffle: reversed, then every third moved to the front.
+    shuffled.reverse();
+    let (thirds, rest): (Vec<_>, Vec<_>) = shuffled.into_iter().enumerate().partition(|(i, _)| i % 3 == 0);
+    let mut shuffled: Vec<_> = thirds.into_iter().chain(rest).map(|(_, f)| f).collect();
+    engine.sort_findings(&mut shuffled);
+    assert_eq!(shuffled, want);
+}
+
 /// Event `e` of copy number `copy`: its trace and span ids suffixed, so
 /// that every copy is a trace of its own.
 fn copied(e: &Value, copy: usize) -> Value {
