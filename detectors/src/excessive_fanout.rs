@@ -61,6 +61,10 @@ fn build(s: &Settings) -> Result<Box<dyn Detector>, String> {
 
 impl Detector for ExcessiveFanout {
     fn detect(&self, trace: &Trace, _earlier: &[Finding], out: &mut Vec<Finding>) {
+        // No span can have more children than the trace has spans.
+        if trace.spans.len() <= self.max {
+            return;
+        }
         for (parent_id, children) in by_parent(trace) {
             let n = children.len();
             if n <= self.max {
