@@ -246,18 +246,19 @@ fn first_int(attrs: &[Attr<'_>], keys: &[&str]) -> Option<i64> {
 
 fn hex(bytes: &[u8]) -> CompactString {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = CompactString::with_capacity(bytes.len() * 2);
-    // Ids are 8 or 16 bytes: written on the stack, then copied once (a span
-    // id stays inline).
-    for chunk in bytes.chunks(32) {
-        let mut buf = [0u8; 64];
-        for (pair, &b) in buf.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 15)];
-        }
-        out.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).expect("hex digits are ASCII"));
+    let digits = |b: u8| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]];
+    // Ids are 8 or 16 bytes: written on the stack and copied once (a span
+    // id stays inline, a trace id takes one allocation of its size).
+    if let Some(id) = bytes.first_chunk::<16>().filter(|_| bytes.len() == 16) {
+        let text: [[u8; 2]; 16] = id.map(digits);
+        return CompactString::from(std::str::from_utf8(text.as_flattened()).unwrap_or_default());
     }
-    out
+    if let Some(id) = bytes.first_chunk::<8>().filter(|_| bytes.len() == 8) {
+        let text: [[u8; 2]; 8] = id.map(digits);
+        return CompactString::from(std::str::from_utf8(text.as_flattened()).unwrap_or_default());
+    }
+    let text: Vec<u8> = bytes.iter().flat_map(|&b| digits(b)).collect();
+    CompactString::from(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 const CODE_KEYS: [&str; 7] = [
