@@ -51,8 +51,10 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        for (i, &c) in digits.iter().enumerate() {
-            frac_nanos += i64::from(c - b'0') * 10_i64.pow(8 - i as u32);
+        // The place value of each fraction digit, tenths first.
+        const PLACE: [i64; 9] = [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+        for (&c, place) in digits.iter().zip(PLACE) {
+            frac_nanos += i64::from(c - b'0') * place;
         }
     }
     let days = days_from_civil(year, month, day);
@@ -160,6 +162,16 @@ mod tests {
             parse_timestamp("2025-07-10 14:32:01.5Z").unwrap() % 1_000_000_000,
             500_000_000
         );
+        // Every fraction length, one to nine digits.
+        for n in 1..=9 {
+            let digits = &"123456789"[..n];
+            let nanos = parse_timestamp(&format!("2025-07-10T14:32:01.{digits}Z")).unwrap() % 1_000_000_000;
+            assert_eq!(
+                nanos,
+                digits.parse::<i64>().unwrap() * 10_i64.pow(9 - n as u32),
+                "{digits}"
+            );
+        }
     }
 
     #[test]
