@@ -816,22 +816,9 @@ struct EndpointCounter {
 
 impl EndpointCounter {
     fn observe(&mut self, trace: &Trace) {
-        // Runs of spans with the same (service, endpoint) are counted first
-        // and added to the map once per run.
-        let mut run: Option<(EndpointKey<'_>, u64)> = None;
-        for s in &trace.spans {
-            let key = (&s.event.service, &s.event.source.endpoint);
-            match &mut run {
-                Some((k, n)) if *k == key => *n += 1,
-                _ => {
-                    if let Some((k, n)) = run.replace((key, 1)) {
-                        self.add(k, n);
-                    }
-                }
-            }
-        }
-        if let Some((k, n)) = run {
-            self.add(k, n);
+        for run in crate::trace::endpoint_runs(&trace.spans) {
+            let e = &run[0].event;
+            self.add((&e.service, &e.source.endpoint), run.len() as u64);
         }
     }
 
@@ -867,7 +854,6 @@ impl EndpointCounter {
 
 #[cfg(test)]
 mod tests {
-    use super::place;
     use super::*;
     use crate::finding::Severity;
     use proptest::prelude::*;
@@ -894,7 +880,7 @@ mod tests {
         /// The bucketed sort gives the order of one stable sort on the
         /// full key: ties in input order. (No detector registers with this
         /// test build of the engine, so every rank is the unknown one here;
-        /// `tests/tests/registry.rs` checks ranks.)
+        /// `tests/tests/determinism.rs` checks ranks.)
         #[test]
         fn sorted_findings_follow_the_full_key(
             keys in prop::collection::vec((0..5usize, 0..3usize, 0..6u8, 0..3u8, 0..3u8, 0..2u64), 0..300),

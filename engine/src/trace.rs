@@ -715,6 +715,23 @@ pub(crate) fn same_trace_runs(spans: &[Span]) -> impl Iterator<Item = &[Span]> {
     })
 }
 
+/// Cuts `spans` into runs of consecutive spans of one service and source
+/// endpoint (never empty), which per-endpoint counters add at once: spans
+/// of one request mostly come together and share those names.
+pub fn endpoint_runs(spans: &[Span]) -> impl Iterator<Item = &[Span]> {
+    let mut rest = spans;
+    std::iter::from_fn(move || {
+        let first = &rest.first()?.event;
+        let len = rest
+            .iter()
+            .position(|s| s.event.service != first.service || s.event.source.endpoint != first.source.endpoint)
+            .unwrap_or(rest.len());
+        let (run, after) = rest.split_at(len);
+        rest = after;
+        Some(run)
+    })
+}
+
 /// [`group_spans`] for spans held in memory.
 pub(crate) fn group_parts(parts: Vec<Vec<Span>>) -> Vec<Trace> {
     /// Consecutive spans of one trace: how many, and the trace's slot.
@@ -917,5 +934,28 @@ mod tests {
             span(&format!("SELECT {n} FROM c"));
         }
         assert!(keeps(&names, &a) && keeps(&names, &b));
+    }
+
+    #[test]
+    fn endpoint_runs_cut_where_service_or_endpoint_changes() {
+        let mut names = Interner::default();
+        let spans: Vec<Span> = [
+            ("a", "GET /x"),
+            ("a", "GET /x"),
+            ("a", "GET /y"),
+            ("b", "GET /y"),
+            ("a", "GET /x"),
+        ]
+        .iter()
+        .map(|&(service, endpoint)| {
+            let mut e = crate::testing::sql_event("t", "s", "SELECT 1");
+            e.service = service.to_owned();
+            e.source.endpoint = endpoint.to_owned();
+            Span::new(e, &mut names)
+        })
+        .collect();
+        let lens: Vec<usize> = endpoint_runs(&spans).map(<[Span]>::len).collect();
+        assert_eq!(lens, [2, 1, 1, 1]);
+        assert_eq!(endpoint_runs(&[]).count(), 0);
     }
 }

@@ -118,19 +118,9 @@ impl ScoreBatch for IoBatch {
         if !self.enabled {
             return;
         }
-        // Consecutive spans of one service and endpoint (mostly sharing
-        // their names' allocations) are counted with one lookup.
-        let mut rest = &trace.spans[..];
-        while let Some(first) = rest.first() {
-            let (service, endpoint) = (&first.event.service, &first.event.source.endpoint);
-            let run = rest
-                .iter()
-                .position(|s| {
-                    let (sv, ep) = (&s.event.service, &s.event.source.endpoint);
-                    !((Arc::ptr_eq(sv, service) || sv == service) && (Arc::ptr_eq(ep, endpoint) || ep == endpoint))
-                })
-                .unwrap_or(rest.len());
-            rest = &rest[run..];
+        // A run of spans of one service and endpoint is counted with one lookup.
+        for run in perf_sentinel_engine::trace::endpoint_runs(&trace.spans) {
+            let (service, endpoint) = (&run[0].event.service, &run[0].event.source.endpoint);
             let per_service = match self.per_endpoint.get_mut(&**service) {
                 Some(m) => m,
                 None => self.per_endpoint.entry(Arc::clone(service)).or_default(),
@@ -143,7 +133,7 @@ impl ScoreBatch for IoBatch {
                     last: usize::MAX,
                 }),
             };
-            e.ops += run as u64;
+            e.ops += run.len() as u64;
             if e.last != ti {
                 e.traces += 1;
                 e.last = ti;
