@@ -39,10 +39,18 @@ impl FindingsStore {
         // Of a batch larger than the store, only its newest findings stay.
         let skip = findings.len().saturating_sub(self.capacity);
         let mut items = self.items.write().unwrap_or_else(|e| e.into_inner());
-        for finding in findings.into_iter().skip(skip) {
+        for mut finding in findings.into_iter().skip(skip) {
             if items.len() == self.capacity {
                 items.pop_front();
+            } else if items.len() == items.capacity() {
+                // Doubling, but never past the capacity: a full store of
+                // 10,000 findings would otherwise hold room for 16,384.
+                let len = items.len();
+                items.reserve_exact((len * 2).max(16).min(self.capacity) - len);
             }
+            // Span ids serve `explain`, which the daemon answers from its
+            // trace window, and are never served from here.
+            finding.span_ids = Vec::new();
             items.push_back(Stored {
                 finding,
                 stored_at_ms: now_ms,
@@ -100,5 +108,27 @@ mod tests {
         let none = FindingsStore::new(0);
         none.push(vec![finding(0)], 1);
         assert_eq!(none.len(), 0);
+    }
+
+    #[test]
+    fn holds_no_more_room_than_its_capacity_and_no_span_ids() {
+        let store = FindingsStore::new(1_000);
+        let mut with_ids = finding(3);
+        with_ids.span_ids = vec!["00f067aa0ba902b7".into(); 20];
+        store.push(vec![with_ids], 1);
+        for n in 0..30 {
+            store.push((0..100).map(|i| finding(n * 100 + i)).collect(), 2);
+        }
+        let items = store.items.read().unwrap();
+        assert_eq!((items.len(), items.capacity()), (1_000, 1_000));
+        assert!(items.iter().all(|s| s.finding.span_ids.is_empty()));
+        // Everything else of a finding is kept as it was.
+        let newest = &items.back().unwrap().finding;
+        let mut want = finding(2_999);
+        want.span_ids.clear();
+        assert_eq!(
+            serde_json::to_value(newest).unwrap(),
+            serde_json::to_value(&want).unwrap()
+        );
     }
 }
