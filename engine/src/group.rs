@@ -93,15 +93,11 @@ pub fn distinct_params<'a>(spans: impl IntoIterator<Item = &'a Span>) -> u64 {
 
 /// The code location of a span, when it has any `code.*` attribute.
 pub fn code_location(span: &Span) -> Option<CodeLocation> {
-    let e = &span.event;
-    if e.code_function.is_none() && e.code_filepath.is_none() && e.code_lineno.is_none() && e.code_namespace.is_none() {
-        return None;
-    }
-    Some(CodeLocation {
-        function: e.code_function.as_deref().map(str::to_owned),
-        filepath: e.code_filepath.as_deref().map(str::to_owned),
-        lineno: e.code_lineno,
-        namespace: e.code_namespace.as_deref().map(str::to_owned),
+    span.event.code.as_deref().map(|c| CodeLocation {
+        function: c.function.as_deref().map(str::to_owned),
+        filepath: c.filepath.as_deref().map(str::to_owned),
+        lineno: c.lineno,
+        namespace: c.namespace.as_deref().map(str::to_owned),
     })
 }
 

@@ -19,7 +19,7 @@ use compact_str::CompactString;
 
 use crate::event::{EventKind, EventSource};
 use crate::normalize::{ParamDigest, statement_verb};
-use crate::trace::{Span, SpanRecord, Trace, order_spans, same_trace_runs};
+use crate::trace::{CodeSites, Span, SpanRecord, Trace, order_spans, same_trace_runs};
 
 /// How many names (services, operations, templates, ...) a run's writer and
 /// reader number before both start over, so that a run of distinct names
@@ -164,10 +164,11 @@ impl Writer {
         set(REGION, e.cloud_region.is_some());
         set(STATUS, e.status_code.is_some());
         set(RESPONSE_SIZE, e.response_size_bytes.is_some());
-        set(FUNCTION, e.code_function.is_some());
-        set(FILEPATH, e.code_filepath.is_some());
-        set(LINENO, e.code_lineno.is_some());
-        set(NAMESPACE, e.code_namespace.is_some());
+        let code = e.code.as_deref();
+        set(FUNCTION, code.is_some_and(|c| c.function.is_some()));
+        set(FILEPATH, code.is_some_and(|c| c.filepath.is_some()));
+        set(LINENO, code.is_some_and(|c| c.lineno.is_some()));
+        set(NAMESPACE, code.is_some_and(|c| c.namespace.is_some()));
         set(START, e.start_unix_nanos.is_some());
         set(HOST, e.host.is_some());
         set(VERB, e.verb.is_some());
@@ -197,17 +198,19 @@ impl Writer {
         if let Some(n) = e.response_size_bytes {
             number(&mut self.record, n);
         }
-        if let Some(f) = &e.code_function {
-            self.name(f);
-        }
-        if let Some(f) = &e.code_filepath {
-            self.name(f);
-        }
-        if let Some(n) = e.code_lineno {
-            number(&mut self.record, u64::from(n));
-        }
-        if let Some(n) = &e.code_namespace {
-            self.name(n);
+        if let Some(c) = code {
+            if let Some(f) = &c.function {
+                self.name(f);
+            }
+            if let Some(f) = &c.filepath {
+                self.name(f);
+            }
+            if let Some(n) = c.lineno {
+                number(&mut self.record, u64::from(n));
+            }
+            if let Some(n) = &c.namespace {
+                self.name(n);
+            }
         }
         if !same_scopes {
             number(&mut self.record, e.instrumentation_scopes.len() as u64);
@@ -286,6 +289,7 @@ struct Reader {
     names: Vec<Arc<str>>,
     trace: Option<Arc<str>>,
     scopes: Option<Arc<[Arc<str>]>>,
+    sites: CodeSites,
 }
 
 impl Reader {
@@ -298,6 +302,7 @@ impl Reader {
             names: Vec::new(),
             trace: None,
             scopes: None,
+            sites: CodeSites::default(),
         }
     }
 
@@ -336,7 +341,13 @@ impl Reader {
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         self.at += len;
         let mut cursor = Cursor { bytes: record, at: 0 };
-        let span = decode(&mut cursor, &mut self.names, &mut self.trace, &mut self.scopes)?;
+        let span = decode(
+            &mut cursor,
+            &mut self.names,
+            &mut self.trace,
+            &mut self.scopes,
+            &mut self.sites,
+        )?;
         if cursor.at != len {
             return Err(corrupt("record longer than its span"));
         }
@@ -407,6 +418,7 @@ fn decode(
     names: &mut Vec<Arc<str>>,
     trace: &mut Option<Arc<str>>,
     scopes: &mut Option<Arc<[Arc<str>]>>,
+    sites: &mut CodeSites,
 ) -> io::Result<Span> {
     let flags = u16::from_le_bytes(c.array()?);
     let has = |bit: u16| flags & bit != 0;
@@ -447,6 +459,7 @@ fn decode(
         false => None,
     };
     let code_namespace = name_if(c, names, has(NAMESPACE))?;
+    let code = sites.get(code_function, code_filepath, code_lineno, code_namespace);
     let instrumentation_scopes = match (&*scopes, has(SAME_SCOPES)) {
         (Some(s), true) => Arc::clone(s),
         (None, true) => return Err(corrupt("scopes repeated before any")),
@@ -485,10 +498,7 @@ fn decode(
             source: EventSource { endpoint, method },
             status_code,
             response_size_bytes,
-            code_function,
-            code_filepath,
-            code_lineno,
-            code_namespace,
+            code,
             instrumentation_scopes,
             start_unix_nanos,
             host,

@@ -44,10 +44,9 @@ pub struct SpanRecord {
     pub source: EventSource<Arc<str>>,
     pub status_code: Option<u16>,
     pub response_size_bytes: Option<u64>,
-    pub code_function: Option<Arc<str>>,
-    pub code_filepath: Option<Arc<str>>,
-    pub code_lineno: Option<u32>,
-    pub code_namespace: Option<Arc<str>>,
+    /// The `code.*` attributes, when the span has any; shared by every span
+    /// made at the same place.
+    pub code: Option<Arc<CodeSite>>,
     /// OpenTelemetry instrumentation scope names, leaf first.
     pub instrumentation_scopes: Arc<[Arc<str>]>,
     pub start_unix_nanos: Option<i64>,
@@ -56,6 +55,73 @@ pub struct SpanRecord {
     /// SQL: the statement's leading keyword, upper-cased, when it is a known
     /// one ([`statement_verb`]); `None` for HTTP.
     pub verb: Option<&'static str>,
+}
+
+/// Where in the code a span was made: its `code.*` attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CodeSite {
+    pub function: Option<Arc<str>>,
+    pub filepath: Option<Arc<str>>,
+    pub lineno: Option<u32>,
+    pub namespace: Option<Arc<str>>,
+}
+
+/// One shared [`CodeSite`] per place in the code.
+///
+/// Its names come already shared (from an [`Interner`] or a run's name
+/// table), so a site is known by the addresses of its names: no text is
+/// hashed or compared. Two copies of one name at two addresses only make
+/// two equal sites. The set starts over past [`Interner::MAX_NAMES`] sites.
+#[derive(Default)]
+pub struct CodeSites {
+    sites: foldhash::HashMap<SiteKey, Arc<CodeSite>>,
+    last: Option<(SiteKey, Arc<CodeSite>)>,
+}
+
+/// Addresses of a site's names (0 for none) and its line number.
+type SiteKey = [u64; 4];
+
+impl CodeSites {
+    /// The shared site with these names; `None` when all four are absent.
+    pub fn get(
+        &mut self,
+        function: Option<Arc<str>>,
+        filepath: Option<Arc<str>>,
+        lineno: Option<u32>,
+        namespace: Option<Arc<str>>,
+    ) -> Option<Arc<CodeSite>> {
+        if function.is_none() && filepath.is_none() && lineno.is_none() && namespace.is_none() {
+            return None;
+        }
+        let at = |s: &Option<Arc<str>>| s.as_ref().map_or(0, |s| s.as_ptr() as usize as u64);
+        // Line numbers are `u32`: above that, "none" cannot clash with one.
+        let key = [
+            at(&function),
+            at(&filepath),
+            lineno.map_or(1 << 32, u64::from),
+            at(&namespace),
+        ];
+        if let Some((k, site)) = &self.last
+            && *k == key
+        {
+            return Some(Arc::clone(site));
+        }
+        if self.sites.len() >= Interner::MAX_NAMES {
+            self.sites.clear();
+        }
+        // The map holds the site, and the site its names: no address in a
+        // key is freed, or reused, while the key stands.
+        let site = Arc::clone(self.sites.entry(key).or_insert_with(|| {
+            Arc::new(CodeSite {
+                function,
+                filepath,
+                lineno,
+                namespace,
+            })
+        }));
+        self.last = Some((key, Arc::clone(&site)));
+        Some(site)
+    }
 }
 
 impl Span {
@@ -81,10 +147,12 @@ impl Span {
             },
             status_code: event.status_code,
             response_size_bytes: event.response_size_bytes,
-            code_function: opt(names, Field::Function, &event.code_function),
-            code_filepath: opt(names, Field::Path, &event.code_filepath),
-            code_lineno: event.code_lineno,
-            code_namespace: opt(names, Field::Namespace, &event.code_namespace),
+            code: {
+                let function = opt(names, Field::Function, &event.code_function);
+                let filepath = opt(names, Field::Path, &event.code_filepath);
+                let namespace = opt(names, Field::Namespace, &event.code_namespace);
+                names.sites.get(function, filepath, event.code_lineno, namespace)
+            },
             instrumentation_scopes: names.scopes(&event.instrumentation_scopes),
             start_unix_nanos: event.start_unix_nanos,
             host,
@@ -135,6 +203,7 @@ pub struct Interner {
     last: [Option<Arc<str>>; Field::COUNT],
     /// What normalization made of recently seen targets.
     recent: Recent,
+    sites: CodeSites,
 }
 
 /// What normalization makes of one target: the same for every span with
@@ -888,6 +957,57 @@ mod tests {
                 prop_assert_eq!(cached.event.verb, verb);
             }
         }
+    }
+
+    #[test]
+    fn spans_made_at_one_place_share_its_code_site() {
+        let mut names = Interner::default();
+        let at = |function: Option<&str>, lineno: Option<u32>, namespace: Option<&str>| {
+            let mut e = crate::testing::sql_event("t", "s", "SELECT 1");
+            e.code_function = function.map(str::to_owned);
+            e.code_filepath = function.map(|_| "src/orders.rs".to_owned());
+            e.code_lineno = lineno;
+            e.code_namespace = namespace.map(str::to_owned);
+            e
+        };
+        let mut made = |e| Span::new(e, &mut names).event.code;
+        let a = made(at(Some("load"), Some(42), Some("orders"))).unwrap();
+        let site = CodeSite {
+            function: Some("load".into()),
+            filepath: Some("src/orders.rs".into()),
+            lineno: Some(42),
+            namespace: Some("orders".into()),
+        };
+        assert_eq!(*a, site);
+        // The same place again, right after and after another one: one site.
+        let again = made(at(Some("load"), Some(42), Some("orders"))).unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        let other = made(at(Some("load"), Some(43), Some("orders"))).unwrap();
+        assert_eq!(other.lineno, Some(43));
+        assert!(Arc::ptr_eq(
+            &a,
+            &made(at(Some("load"), Some(42), Some("orders"))).unwrap()
+        ));
+        // Any field differing, absent included, is another place.
+        let places = [
+            at(Some("load"), None, Some("orders")),
+            at(Some("load"), Some(0), Some("orders")),
+            at(Some("save"), Some(42), Some("orders")),
+            at(Some("load"), Some(42), None),
+            at(None, Some(42), Some("orders")),
+            at(None, None, Some("orders")),
+        ];
+        let sites: Vec<Arc<CodeSite>> = places.into_iter().map(|e| made(e).unwrap()).collect();
+        for (i, x) in sites.iter().enumerate() {
+            assert_ne!(**x, site);
+            for y in &sites[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert_eq!(sites[0].lineno, None);
+        assert_eq!(sites[1].lineno, Some(0));
+        // No `code.*` attribute at all: no site.
+        assert!(made(at(None, None, None)).is_none());
     }
 
     #[test]
