@@ -188,7 +188,7 @@ impl BatchDetector for SlowAcrossTraces {
             f.pattern.window_ms = b.window_ms;
             f.first_timestamp = b.first_timestamp;
             f.last_timestamp = b.last_timestamp;
-            f.span_ids = entries.iter().map(|s| s.span_id.as_str().to_owned()).collect();
+            f.span_ids = entries.iter().map(|s| s.span_id.clone()).collect();
             f.suggestion = format!(
                 "cross-trace analysis: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms over {n} slow executions in {trace_count} traces: {}",
                 p50 as f64 / 1000.0,

@@ -128,7 +128,7 @@ pub struct Finding {
     pub signature: String,
     /// Ids of the spans the finding is about, in trace order (for `explain`).
     #[serde(skip)]
-    pub span_ids: Vec<String>,
+    pub span_ids: Vec<crate::trace::CompactString>,
     /// Whether the finding is about the trace as a whole (e.g. too many calls
     /// in total) rather than about its spans; `explain` shows it in the header.
     #[serde(skip)]

@@ -255,10 +255,10 @@ impl Encoder<'_> {
         self.out.extend_from_slice(s.as_bytes());
     }
 
-    fn list(&mut self, items: &[String]) {
+    fn list<S: AsRef<str>>(&mut self, items: &[S]) {
         self.count(items.len());
         for s in items {
-            self.text(s);
+            self.text(s.as_ref());
         }
     }
 
@@ -321,12 +321,12 @@ impl<'b> Decoder<'b> {
             .map_err(|_| corrupt("a text is not UTF-8"))
     }
 
-    fn list(&mut self) -> io::Result<Vec<String>> {
+    fn list<S: From<String>>(&mut self) -> io::Result<Vec<S>> {
         let n = self.word()? as usize;
         // Each item takes at least its 4-byte length.
         let mut items = Vec::with_capacity(n.min((self.body.len() - self.at) / 4));
         for _ in 0..n {
-            items.push(self.text()?);
+            items.push(S::from(self.text()?));
         }
         Ok(items)
     }
@@ -606,7 +606,7 @@ pub(crate) mod tests {
                 reference_url: some(i % 4 == 0, "https://example.org".to_owned()),
             }),
             signature: format!("sig-{i}"),
-            span_ids: (0..i % 4).map(|k| format!("{k:016x}")).collect(),
+            span_ids: (0..i % 4).map(|k| compact_str::format_compact!("{k:016x}")).collect(),
             trace_level: i % 2 == 0,
         }
     }

@@ -139,7 +139,7 @@ pub fn finding_for_group(finding_type: &str, severity: Severity, template: &str,
             .unwrap_or_default(),
         suggested_fix: None,
         signature: String::new(),
-        span_ids: group.iter().map(|s| s.event.span_id.as_str().to_owned()).collect(),
+        span_ids: group.iter().map(|s| s.event.span_id.clone()).collect(),
         trace_level: false,
     }
 }
