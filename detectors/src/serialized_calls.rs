@@ -1,6 +1,7 @@
 //! `serialized_calls`: independent calls run one after another.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use perf_sentinel_engine::group::finding_for_group;
 use perf_sentinel_engine::registry::{DefaultValue, Detector, Kind, Settings, Tunable};
@@ -108,6 +109,15 @@ impl Detector for SerializedCalls {
             if children.len() < self.min {
                 continue;
             }
+            // A chain takes its templates from the children: children of one
+            // template (a loop, N+1's business) cannot make one.
+            let first = &children[0].template;
+            if children
+                .iter()
+                .all(|s| Arc::ptr_eq(&s.template, first) || s.template == *first)
+            {
+                continue;
+            }
             let timed: Vec<(&Span, (i64, i64))> = children
                 .iter()
                 .filter_map(|s| s.interval_ns().map(|i| (*s, i)))
@@ -151,7 +161,67 @@ impl Detector for SerializedCalls {
 
 #[cfg(test)]
 mod tests {
-    use super::longest_chain;
+    use super::{SerializedCalls, longest_chain};
+    use perf_sentinel_engine::registry::Detector;
+    use perf_sentinel_engine::trace::group_traces;
+
+    /// Findings for children of one parent, each `(statement, start ms)`
+    /// and 10 ms long.
+    fn findings(children: &[(&str, i64)]) -> Vec<perf_sentinel_engine::Finding> {
+        let events = children
+            .iter()
+            .enumerate()
+            .map(|(i, (sql, start_ms))| {
+                let mut e = perf_sentinel_engine::testing::sql_event("t", &format!("s{i}"), sql);
+                e.parent_span_id = Some("p".to_owned());
+                e.start_unix_nanos = Some(1_700_000_000_000_000_000 + start_ms * 1_000_000);
+                e.duration_us = 10_000;
+                e
+            })
+            .collect();
+        let mut out = Vec::new();
+        for trace in group_traces(events) {
+            SerializedCalls { min: 3 }.detect(&trace, &[], &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn a_chain_needs_two_templates() {
+        // One statement in a loop, in turn: N+1's business, not this rule's.
+        let one: Vec<(&str, i64)> = (0..6).map(|i| ("SELECT * FROM a WHERE id = 1", i * 10)).collect();
+        assert!(findings(&one).is_empty());
+        let one_with_literals = [
+            ("SELECT * FROM a WHERE id = 1", 0),
+            ("SELECT * FROM a WHERE id = 2", 10),
+            ("SELECT * FROM a WHERE id = 3", 20),
+        ];
+        assert!(findings(&one_with_literals).is_empty());
+        // Two templates in turn: reported, whichever comes first.
+        for two in [
+            [
+                ("SELECT * FROM a WHERE id = 1", 0),
+                ("SELECT * FROM b", 10),
+                ("SELECT * FROM a WHERE id = 2", 20),
+            ],
+            [
+                ("SELECT * FROM b", 0),
+                ("SELECT * FROM a WHERE id = 1", 10),
+                ("SELECT * FROM a WHERE id = 2", 20),
+            ],
+        ] {
+            let f = findings(&two);
+            assert_eq!(f.len(), 1, "{two:?}");
+            assert_eq!((f[0].pattern.occurrences, f[0].pattern.distinct_params), (3, 2));
+        }
+        // Two templates, but at once: no chain of three.
+        let at_once = [
+            ("SELECT * FROM a WHERE id = 1", 0),
+            ("SELECT * FROM b", 0),
+            ("SELECT * FROM c", 0),
+        ];
+        assert!(findings(&at_once).is_empty());
+    }
 
     #[test]
     fn picks_the_longest_sequence() {

@@ -165,14 +165,17 @@ pub fn repeated_blocks<T: Eq>(seq: &[T], min_len: usize, max_len: usize, min_rep
                 break;
             }
             let block = &seq[i..i + len];
+            // A block of one template repeated is an N+1, not a block: such
+            // a block is skipped before its repeats are counted, as a run
+            // of one template repeats at every length.
+            if block.iter().all(|t| *t == block[0]) {
+                continue;
+            }
             let mut repeats = 1;
             while i + (repeats + 1) * len <= seq.len() && seq[i + repeats * len..i + (repeats + 1) * len] == *block {
                 repeats += 1;
             }
-            // A block of one template repeated is an N+1, not a block. Checked
-            // last: most candidates do not repeat at all.
-            let distinct = block.iter().any(|t| *t != block[0]);
-            if repeats >= min_repeats && distinct && best.is_none_or(|b| len * repeats > b.len * b.repeats) {
+            if repeats >= min_repeats && best.is_none_or(|b| len * repeats > b.len * b.repeats) {
                 best = Some(Block { start: i, len, repeats });
             }
         }
@@ -189,13 +192,26 @@ pub fn repeated_blocks<T: Eq>(seq: &[T], min_len: usize, max_len: usize, min_rep
 
 impl Detector for MnPlusOne {
     fn detect(&self, trace: &Trace, _earlier: &[Finding], out: &mut Vec<Finding>) {
+        // A block needs two templates, repeated: a trace too small to hold
+        // one, or whose statements all share one template, holds none.
+        let shortest = self.min_block.saturating_mul(self.min_repeats);
+        let mut sql = trace.spans.iter().filter(|s| s.kind() == EventKind::Sql);
+        let Some(first) = sql.next() else { return };
+        let (mut n, mut one_template) = (1, true);
+        for s in sql {
+            n += 1;
+            one_template &= Arc::ptr_eq(&s.template, &first.template) || s.template == first.template;
+        }
+        if n < shortest || one_template {
+            return;
+        }
         let mut by_parent: std::collections::BTreeMap<&str, Vec<&Span>> = std::collections::BTreeMap::new();
         for s in trace.spans.iter().filter(|s| s.kind() == EventKind::Sql) {
             if let Some(p) = s.event.parent_span_id.as_deref() {
                 by_parent.entry(p).or_default().push(s);
             }
         }
-        for children in by_parent.values() {
+        for children in by_parent.values().filter(|c| c.len() >= shortest) {
             let templates: Vec<&str> = children.iter().map(|s| &*s.template).collect();
             let ids = template_ids(children);
             for b in repeated_blocks(&ids, self.min_block, self.max_block, self.min_repeats) {
@@ -234,6 +250,54 @@ impl Detector for MnPlusOne {
 mod tests {
     use super::*;
 
+    /// Blocks found in one trace of SQL statements, `(statement, parent)`
+    /// in order, with the default settings.
+    fn blocks_in(statements: &[(&str, &str)]) -> Vec<(String, u64)> {
+        let events = statements
+            .iter()
+            .enumerate()
+            .map(|(i, (sql, parent))| {
+                let mut e = perf_sentinel_engine::testing::sql_event("t", &format!("s{i:03}"), sql);
+                e.parent_span_id = Some((*parent).to_owned());
+                e.start_unix_nanos = Some(1_700_000_000_000_000_000 + i as i64 * 1_000_000);
+                e
+            })
+            .collect();
+        let detector = MnPlusOne {
+            min_block: 2,
+            max_block: 6,
+            min_repeats: 3,
+            min_total_us: 0,
+        };
+        let mut out = Vec::new();
+        for trace in perf_sentinel_engine::trace::group_traces(events) {
+            detector.detect(&trace, &[], &mut out);
+        }
+        out.into_iter()
+            .map(|f| (f.pattern.template, f.pattern.occurrences))
+            .collect()
+    }
+
+    #[test]
+    fn a_trace_too_small_or_of_one_template_holds_no_block() {
+        let (a, b) = ("SELECT * FROM a WHERE id = 1", "SELECT * FROM b WHERE a_id = 1");
+        let block = (
+            "SELECT * FROM a WHERE id = ? ; SELECT * FROM b WHERE a_id = ?".to_owned(),
+            3,
+        );
+        assert_eq!(blocks_in(&[(a, "p"), (b, "p")].repeat(3)), vec![block.clone()]);
+        // One short of three repeats; then one template only.
+        assert!(blocks_in(&[(a, "p"), (b, "p"), (a, "p"), (b, "p"), (a, "p")]).is_empty());
+        assert!(blocks_in(&[(a, "p"); 12]).is_empty());
+        // Six statements in all, but split between two parents.
+        assert!(blocks_in(&[(a, "p"), (b, "p"), (a, "p"), (b, "q"), (a, "q"), (b, "q")]).is_empty());
+        // The block under one parent, another parent's statements around it.
+        let mut mixed = vec![(a, "q"); 2];
+        mixed.extend([(a, "p"), (b, "p")].repeat(3));
+        mixed.push((b, "q"));
+        assert_eq!(blocks_in(&mixed), vec![block]);
+    }
+
     #[test]
     fn template_ids_follow_the_text_past_the_scan() {
         // 40 distinct statements (past the scan's 32), each seen three times,
@@ -270,6 +334,68 @@ mod tests {
             assert!(id <= next);
             next = next.max(id + 1);
         }
+    }
+
+    /// `repeated_blocks` spelled out: at each position, every length, its
+    /// repeats counted, then kept if its templates differ and it covers more.
+    fn blocks_by_the_rule(seq: &[u8], min_len: usize, max_len: usize, min_repeats: usize) -> Vec<Block> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < seq.len() {
+            let mut best: Option<Block> = None;
+            for len in min_len..=max_len {
+                if i + len * min_repeats > seq.len() {
+                    break;
+                }
+                let repeats = (1..)
+                    .take_while(|r| {
+                        i + (r + 1) * len <= seq.len() && seq[i + r * len..i + (r + 1) * len] == seq[i..i + len]
+                    })
+                    .count()
+                    + 1;
+                let distinct = seq[i..i + len].iter().any(|t| *t != seq[i]);
+                if repeats >= min_repeats && distinct && best.is_none_or(|b| len * repeats > b.len * b.repeats) {
+                    best = Some(Block { start: i, len, repeats });
+                }
+            }
+            i += best.map_or(1, |b| b.len * b.repeats);
+            out.extend(best);
+        }
+        out
+    }
+
+    #[test]
+    fn blocks_follow_the_rule_on_varied_sequences() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n) as usize
+        };
+        let mut found = 0;
+        for _ in 0..5_000 {
+            // Loops of a few templates, runs of one template, and noise.
+            let mut seq = Vec::new();
+            while seq.len() < 40 {
+                match next(3) {
+                    0 => {
+                        let body: Vec<u8> = (0..1 + next(4)).map(|_| next(3) as u8).collect();
+                        for _ in 0..1 + next(5) {
+                            seq.extend(&body);
+                        }
+                    }
+                    1 => seq.extend(std::iter::repeat_n(next(3) as u8, 1 + next(8))),
+                    _ => seq.push(next(5) as u8),
+                }
+            }
+            let (min_len, min_repeats) = (2 + next(2), 2 + next(3));
+            let max_len = min_len + next(5);
+            let want = blocks_by_the_rule(&seq, min_len, max_len, min_repeats);
+            assert_eq!(repeated_blocks(&seq, min_len, max_len, min_repeats), want, "{seq:?}");
+            found += want.len();
+        }
+        assert!(found > 1_000, "{found}");
     }
 
     #[test]
