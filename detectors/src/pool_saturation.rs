@@ -198,13 +198,8 @@ mod tests {
     /// smallest threshold (2), and is taken for statements run in turn.
     #[test]
     fn one_at_a_time_only_when_nothing_overlaps() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n) as i64
-        };
+        let mut cases = perf_sentinel_engine::testing::Cases::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| cases.below(n) as i64;
         let (mut taken, mut overlapping) = (0, 0);
         for round in 0..20_000 {
             let n = 1 + next(12) as usize;

@@ -17,6 +17,25 @@ use crate::event::{EventKind, EventSource, SpanEvent};
 use crate::finding::Finding;
 use crate::ingest;
 
+/// A small seeded generator (xorshift64) for tests that check a rule on
+/// many varied cases: the same seed gives the same cases on every run.
+pub struct Cases(u64);
+
+impl Cases {
+    /// A generator from `seed`, which must not be 0.
+    pub fn new(seed: u64) -> Cases {
+        Cases(seed.max(1))
+    }
+
+    /// A number in `0..n`; `n` must not be 0.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// A SQL event of trace `trace_id` running `sql`, with every optional field
 /// left out: a starting point for unit tests of detectors and groupings.
 pub fn sql_event(trace_id: &str, span_id: &str, sql: &str) -> SpanEvent {

@@ -366,13 +366,8 @@ mod tests {
 
     #[test]
     fn blocks_follow_the_rule_on_varied_sequences() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n) as usize
-        };
+        let mut cases = perf_sentinel_engine::testing::Cases::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u64| cases.below(n) as usize;
         let mut found = 0;
         for _ in 0..5_000 {
             // Loops of a few templates, runs of one template, and noise.
