@@ -18,18 +18,23 @@ pub fn detect(
     out: &mut Vec<Finding>,
 ) {
     let min = min_occurrences.max(2);
+    // A template already reported as an N+1 is not reported again here:
+    // its spans are left out before grouping, as most of a trace's
+    // repeated calls are often that loop.
+    let n_plus_one: Vec<&str> = earlier
+        .iter()
+        .filter(|f| f.finding_type == n_plus_one_type)
+        .map(|f| f.pattern.template.as_str())
+        .collect();
     let groups = crate::common::group_by_key(
-        trace.spans.iter().filter(|s| s.kind() == kind),
+        trace
+            .spans
+            .iter()
+            .filter(|s| s.kind() == kind && !n_plus_one.contains(&&*s.template)),
         |s| (&s.template, s.params),
         min,
     );
     for ((template, _), group) in groups {
-        if earlier
-            .iter()
-            .any(|f| f.finding_type == n_plus_one_type && f.pattern.template == *template)
-        {
-            continue;
-        }
         let n = group.len() as u64;
         let severity = if n >= WARNING_OCCURRENCES {
             Severity::Warning
@@ -47,5 +52,70 @@ pub fn detect(
             ),
         };
         out.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perf_sentinel_engine::trace::group_traces;
+
+    /// `(template, occurrences)` of the redundancy findings of one trace,
+    /// given the `(type, template)` of the findings made before.
+    fn redundant(statements: &[&str], earlier: &[(&str, &str)]) -> Vec<(String, u64)> {
+        let events = statements
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| perf_sentinel_engine::testing::sql_event("t", &format!("s{i:02}"), sql))
+            .collect();
+        let earlier: Vec<Finding> = earlier
+            .iter()
+            .map(|(kind, t)| finding_for_group(kind, Severity::Warning, t, &[]))
+            .collect();
+        let mut out = Vec::new();
+        for trace in group_traces(events) {
+            detect(
+                &trace,
+                EventKind::Sql,
+                "redundant_sql",
+                "n_plus_one_sql",
+                2,
+                &earlier,
+                &mut out,
+            );
+        }
+        out.into_iter()
+            .map(|f| (f.pattern.template, f.pattern.occurrences))
+            .collect()
+    }
+
+    #[test]
+    fn templates_reported_as_n_plus_one_are_left_to_it() {
+        let (a, b) = ("SELECT * FROM a WHERE id = ?", "SELECT * FROM b WHERE id = ?");
+        let mut statements = vec!["SELECT * FROM a WHERE id = 1"; 3];
+        statements.extend((2..8).map(|i| {
+            if i % 2 == 0 {
+                "SELECT * FROM a WHERE id = 2"
+            } else {
+                "SELECT * FROM a WHERE id = 3"
+            }
+        }));
+        statements.extend(["SELECT * FROM b WHERE id = 1"; 2]);
+        statements.push("SELECT * FROM b WHERE id = 2");
+        // Alone, both templates repeat values.
+        let all = vec![
+            (a.to_owned(), 3),
+            (a.to_owned(), 3),
+            (a.to_owned(), 3),
+            (b.to_owned(), 2),
+        ];
+        assert_eq!(redundant(&statements, &[]), all);
+        // Once `a` is an N+1, only `b` is left; an N+1 of another template
+        // (or of another type) changes nothing.
+        let n1 = "n_plus_one_sql";
+        assert_eq!(redundant(&statements, &[(n1, a)]), [(b.to_owned(), 2)]);
+        assert_eq!(redundant(&statements, &[(n1, "SELECT 1")]), all);
+        assert_eq!(redundant(&statements, &[("slow_sql", a)]), all);
+        assert!(redundant(&statements, &[(n1, a), ("slow_sql", "x"), (n1, b)]).is_empty());
     }
 }
