@@ -141,6 +141,9 @@ impl Text for String {
 
 impl Text for Cow<'_, str> {
     fn cut(&mut self, max: usize) {
+        if self.len() <= max {
+            return;
+        }
         let end = char_floor(self, max);
         match self {
             Cow::Borrowed(s) => *s = &s[..end],
@@ -188,7 +191,11 @@ impl std::ops::Deref for EventText<'_> {
 }
 
 impl Text for EventText<'_> {
+    #[inline]
     fn cut(&mut self, max: usize) {
+        if self.len() <= max {
+            return;
+        }
         let end = char_floor(self, max);
         match self {
             EventText::Borrowed(s) => *s = &s[..end],

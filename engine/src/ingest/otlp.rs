@@ -209,8 +209,9 @@ fn convert_into<'a>(req: &Request<'a>, events: &mut Vec<SpanEvent<EventText<'a>>
     // At most one event per span: reserved at once, since an event is large
     // and doubling the vector copied every event made so far each time.
     events.reserve(req.spans.len());
+    let mut times = crate::time::TimestampWriter::default();
     for block in &req.blocks {
-        convert_block_view(req, block, events, stats);
+        convert_block_view(req, block, events, stats, &mut times);
     }
 }
 
@@ -245,20 +246,16 @@ fn first_int(attrs: &[Attr<'_>], keys: &[&str]) -> Option<i64> {
 }
 
 fn hex(bytes: &[u8]) -> CompactString {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digits = |b: u8| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]];
-    // Ids are 8 or 16 bytes: written on the stack and copied once (a span
-    // id stays inline, a trace id takes one allocation of its size).
-    if let Some(id) = bytes.first_chunk::<16>().filter(|_| bytes.len() == 16) {
-        let text: [[u8; 2]; 16] = id.map(digits);
-        return CompactString::from(std::str::from_utf8(text.as_flattened()).unwrap_or_default());
+    // Ids are 8 or 16 bytes: written on the stack by `const_hex` (vector
+    // instructions where the CPU has them) and copied once; a span id stays
+    // inline, a trace id takes one allocation of its size.
+    if let Ok(id) = <&[u8; 16]>::try_from(bytes) {
+        return CompactString::new(const_hex::Buffer::<16>::new().format(id));
     }
-    if let Some(id) = bytes.first_chunk::<8>().filter(|_| bytes.len() == 8) {
-        let text: [[u8; 2]; 8] = id.map(digits);
-        return CompactString::from(std::str::from_utf8(text.as_flattened()).unwrap_or_default());
+    if let Ok(id) = <&[u8; 8]>::try_from(bytes) {
+        return CompactString::new(const_hex::Buffer::<8>::new().format(id));
     }
-    let text: Vec<u8> = bytes.iter().flat_map(|&b| digits(b)).collect();
-    CompactString::from(std::str::from_utf8(&text).unwrap_or_default())
+    CompactString::from(const_hex::encode(bytes))
 }
 
 const CODE_KEYS: [&str; 7] = [
@@ -328,6 +325,7 @@ fn convert_block_view<'a>(
     block: &Block,
     events: &mut Vec<SpanEvent<EventText<'a>>>,
     stats: &mut IngestStats,
+    times: &mut crate::time::TimestampWriter,
 ) {
     let res_attrs = &req.resource_attrs[block.resource_attrs.clone()];
     let service = str_attr(res_attrs, "service.name").unwrap_or("unknown");
@@ -403,7 +401,7 @@ fn convert_block_view<'a>(
             ),
         };
         events.push(SpanEvent {
-            timestamp: EventText::Made(crate::time::timestamp_ms_compact(start)),
+            timestamp: EventText::Made(times.format(start)),
             trace_id: EventText::Made(hex(sp.trace_id)),
             span_id: EventText::Made(hex(sp.span_id)),
             parent_span_id: (!sp.parent_span_id.is_empty()).then(|| EventText::Made(hex(sp.parent_span_id))),
