@@ -276,7 +276,8 @@ struct Code<'a> {
 }
 
 fn code_of<'a>(attrs: &[Attr<'a>]) -> Option<Code<'a>> {
-    if !CODE_KEYS.iter().any(|k| attr(attrs, k).is_some()) {
+    // Every code key starts so: one look at each key mostly settles it.
+    if !attrs.iter().any(|kv| kv.key.starts_with(b"code.")) || !CODE_KEYS.iter().any(|k| attr(attrs, k).is_some()) {
         return None;
     }
     let new_name = str_attr(attrs, "code.function.name");

@@ -121,8 +121,16 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
+/// A [`DecodeError`] as the reader passes it on: one pointer, so that
+/// every field read returns its value in registers.
+type Fail = Box<DecodeError>;
+
 /// Reads a binary `ExportTraceServiceRequest` in place.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Request<'_>, DecodeError> {
+    read_request(bytes).map_err(|e| *e)
+}
+
+fn read_request(bytes: &[u8]) -> Result<Request<'_>, Fail> {
     // Sized from the request, on the generous side: a span with a few
     // attributes takes 150 to 300 bytes, an attribute 30 to 60, a
     // `resource_spans` block a few kilobytes. Each doubling of a guess too
@@ -154,7 +162,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Request<'_>, DecodeError> {
     Ok(out)
 }
 
-fn read_block<'a>(out: &mut Request<'a>, mut r: Reader<'a>) -> Result<(), DecodeError> {
+fn read_block<'a>(out: &mut Request<'a>, mut r: Reader<'a>) -> Result<(), Fail> {
     let attrs_start = out.resource_attrs.len();
     let scopes_start = out.scopes.len();
     while let Some((field, wire, at)) = r.key()? {
@@ -185,7 +193,7 @@ fn read_block<'a>(out: &mut Request<'a>, mut r: Reader<'a>) -> Result<(), Decode
     Ok(())
 }
 
-fn read_scope<'a>(out: &mut Request<'a>, mut r: Reader<'a>) -> Result<(), DecodeError> {
+fn read_scope<'a>(out: &mut Request<'a>, mut r: Reader<'a>) -> Result<(), Fail> {
     let index = out.scopes.len();
     let spans_start = out.spans.len();
     let mut name = "";
@@ -215,7 +223,7 @@ fn read_scope<'a>(out: &mut Request<'a>, mut r: Reader<'a>) -> Result<(), Decode
     Ok(())
 }
 
-fn read_span<'a>(out: &mut Request<'a>, scope: usize, mut r: Reader<'a>) -> Result<Span<'a>, DecodeError> {
+fn read_span<'a>(out: &mut Request<'a>, scope: usize, mut r: Reader<'a>) -> Result<Span<'a>, Fail> {
     let attrs_start = out.attrs.len();
     let mut span = Span {
         trace_id: &[],
@@ -246,7 +254,7 @@ fn read_span<'a>(out: &mut Request<'a>, scope: usize, mut r: Reader<'a>) -> Resu
     Ok(span)
 }
 
-fn read_attr(mut r: Reader<'_>) -> Result<Attr<'_>, DecodeError> {
+fn read_attr(mut r: Reader<'_>) -> Result<Attr<'_>, Fail> {
     let mut attr = Attr {
         key: &[],
         value: Value::Absent,
@@ -334,15 +342,15 @@ const FIXED32: u8 = 5;
 impl<'a> Reader<'a> {
     #[cold]
     #[inline(never)]
-    fn error(&self, at: usize, what: impl Into<String>) -> DecodeError {
-        DecodeError {
+    fn error(&self, at: usize, what: impl Into<String>) -> Fail {
+        Box::new(DecodeError {
             offset: self.base + at,
             what: what.into(),
-        }
+        })
     }
 
     #[inline(always)]
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    fn varint(&mut self) -> Result<u64, Fail> {
         // Keys and short lengths are one byte.
         if let Some(&b) = self.buf.get(self.pos)
             && b < 0x80
@@ -354,7 +362,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(never)]
-    fn long_varint(&mut self) -> Result<u64, DecodeError> {
+    fn long_varint(&mut self) -> Result<u64, Fail> {
         match varint(&self.buf[self.pos..]) {
             Ok((value, len)) => {
                 self.pos += len;
@@ -368,7 +376,7 @@ impl<'a> Reader<'a> {
     /// The next field's number, wire type and offset, or `None` at the end
     /// of the message.
     #[inline]
-    fn key(&mut self) -> Result<Option<(u32, u8, usize)>, DecodeError> {
+    fn key(&mut self) -> Result<Option<(u32, u8, usize)>, Fail> {
         if self.pos >= self.buf.len() {
             return Ok(None);
         }
@@ -382,7 +390,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(always)]
-    fn wire(&self, wire: u8, want: u8, at: usize, name: &str) -> Result<(), DecodeError> {
+    fn wire(&self, wire: u8, want: u8, at: usize, name: &str) -> Result<(), Fail> {
         if wire == want {
             return Ok(());
         }
@@ -391,7 +399,7 @@ impl<'a> Reader<'a> {
 
     /// `n` bytes past the cursor, for the field whose key is at `at`.
     #[inline(always)]
-    fn take(&mut self, n: usize, at: usize, name: &str) -> Result<&'a [u8], DecodeError> {
+    fn take(&mut self, n: usize, at: usize, name: &str) -> Result<&'a [u8], Fail> {
         let rest = self.buf.len() - self.pos;
         if n > rest {
             return Err(self.error(at, format!("{name} runs past the end of its message")));
@@ -402,7 +410,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(always)]
-    fn bytes(&mut self, wire: u8, at: usize, name: &str) -> Result<&'a [u8], DecodeError> {
+    fn bytes(&mut self, wire: u8, at: usize, name: &str) -> Result<&'a [u8], Fail> {
         self.wire(wire, LEN, at, name)?;
         let len = self.varint()?;
         self.take(usize::try_from(len).unwrap_or(usize::MAX), at, name)
@@ -410,7 +418,7 @@ impl<'a> Reader<'a> {
 
     /// A reader of a nested message.
     #[inline(always)]
-    fn message(&mut self, wire: u8, at: usize, name: &str) -> Result<Reader<'a>, DecodeError> {
+    fn message(&mut self, wire: u8, at: usize, name: &str) -> Result<Reader<'a>, Fail> {
         let buf = self.bytes(wire, at, name)?;
         Ok(Reader {
             buf,
@@ -420,25 +428,25 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(always)]
-    fn string(&mut self, wire: u8, at: usize, name: &str) -> Result<&'a str, DecodeError> {
+    fn string(&mut self, wire: u8, at: usize, name: &str) -> Result<&'a str, Fail> {
         let bytes = self.bytes(wire, at, name)?;
         std::str::from_utf8(bytes).map_err(|e| self.error(at, format!("{name} is not UTF-8: {e}")))
     }
 
     #[inline]
-    fn fixed64(&mut self, wire: u8, at: usize, name: &str) -> Result<u64, DecodeError> {
+    fn fixed64(&mut self, wire: u8, at: usize, name: &str) -> Result<u64, Fail> {
         self.wire(wire, FIXED64, at, name)?;
         let b = self.take(8, at, name)?;
         Ok(u64::from_le_bytes(b.try_into().expect("eight bytes")))
     }
 
-    fn varint_field(&mut self, wire: u8, at: usize, name: &str) -> Result<u64, DecodeError> {
+    fn varint_field(&mut self, wire: u8, at: usize, name: &str) -> Result<u64, Fail> {
         self.wire(wire, VARINT, at, name)?;
         self.varint()
     }
 
     /// Skips the value of a field the mapping does not read.
-    fn skip(&mut self, field: u32, wire: u8, at: usize, depth: usize) -> Result<(), DecodeError> {
+    fn skip(&mut self, field: u32, wire: u8, at: usize, depth: usize) -> Result<(), Fail> {
         match wire {
             VARINT => {
                 self.varint()?;
