@@ -99,8 +99,8 @@ impl tonic::codec::Decoder for WholeMessage {
 
 /// Reads one `Export` request in place and submits its I/O spans.
 async fn export(ingest: Ingest, message: Request<Bytes>) -> Result<Response<ExportTraceServiceResponse>, Status> {
-    let spans = match otlp::protobuf_events(message.get_ref(), "request") {
-        Ok((events, stats)) => ingest.normalize(events, stats),
+    let spans = match otlp::read_protobuf(message.get_ref(), "request") {
+        Ok(request) => ingest.normalize_protobuf(&request),
         Err(e) => {
             counter!(OTLP_REJECTED, "reason" => "parse_error").increment(1);
             return Err(Status::invalid_argument(e.without_origin()));

@@ -210,9 +210,10 @@ async fn otlp_http(State(app): State<App>, headers: HeaderMap, body: Body) -> Re
     // Protobuf requests are read in place and normalized from their bytes;
     // OTLP/JSON goes through owned events (it may hold several requests).
     let (submitted, json_reply) = match content_type.as_str() {
-        "application/x-protobuf" | "application/protobuf" => match otlp::protobuf_events(&body, "request") {
-            Ok((events, stats)) => {
-                let spans = app.ingest.normalize(events, stats);
+        "application/x-protobuf" | "application/protobuf" => match otlp::read_protobuf(&body, "request") {
+            Ok(request) => {
+                let spans = app.ingest.normalize_protobuf(&request);
+                drop(request);
                 drop(body);
                 (app.ingest.queue(spans).await, false)
             }

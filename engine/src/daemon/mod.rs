@@ -48,7 +48,7 @@ use tracing::{error, info, warn};
 use crate::ack::Acknowledgments;
 use crate::engine::Engine;
 use crate::event::{SpanEvent, Text};
-use crate::ingest::{IngestStats, Ingested};
+use crate::ingest::{IngestStats, Ingested, otlp};
 use crate::trace::{Interner, Span};
 use ledger::Ledger;
 use settings::{DaemonSettings, keep_trace};
@@ -97,6 +97,34 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Samples and normalizes the events of one request.
+struct Normalizer {
+    rate: f64,
+    received: u64,
+    kept: Vec<Span>,
+    interner: Interner,
+}
+
+impl Normalizer {
+    fn new(rate: f64, capacity: usize) -> Normalizer {
+        Normalizer {
+            rate,
+            received: 0,
+            kept: Vec::with_capacity(capacity),
+            interner: Interner::default(),
+        }
+    }
+
+    #[inline]
+    fn add<S: Text>(&mut self, mut e: SpanEvent<S>) {
+        self.received += 1;
+        if keep_trace(e.trace_id.as_ref(), self.rate) {
+            e.sanitize();
+            self.kept.push(Span::new(e, &mut self.interner));
+        }
+    }
+}
+
 /// A batch of normalized spans on its way to the event loop.
 struct IngestBatch {
     spans: Vec<Span>,
@@ -126,23 +154,35 @@ impl Ingest {
     /// read it in place): the spans own what they keep, so the request can
     /// be let go before they are queued.
     fn normalize<S: Text>(&self, events: Vec<SpanEvent<S>>, stats: IngestStats) -> Vec<Span> {
-        let s = &self.shared;
-        let received = events.len() as u64;
-        let rate = s.settings.sampling_rate;
-        let mut kept = Vec::with_capacity(events.len());
-        let mut interner = Interner::default();
-        for mut e in events {
-            if keep_trace(e.trace_id.as_ref(), rate) {
-                e.sanitize();
-                kept.push(Span::new(e, &mut interner));
-            }
+        let mut n = Normalizer::new(self.shared.settings.sampling_rate, events.len());
+        for e in events {
+            n.add(e);
         }
-        let n = kept.len() as u64;
-        s.ledger.update(|c| {
+        self.book(n, stats)
+    }
+
+    /// [`Ingest::normalize`] for a protobuf request read in place: each
+    /// event is normalized as it is mapped, never stored.
+    pub(crate) fn normalize_protobuf(&self, request: &otlp::ProtobufRequest<'_>) -> Vec<Span> {
+        let mut n = Normalizer::new(self.shared.settings.sampling_rate, request.span_count());
+        let stats = request.each_event(|e| n.add(e));
+        // Room was made for every span; non-I/O spans make no event, and
+        // the batch may wait in the queue: what they would hold is given back.
+        if n.kept.capacity() > n.kept.len() + n.kept.len() / 4 {
+            n.kept.shrink_to_fit();
+        }
+        self.book(n, stats)
+    }
+
+    /// Books a request's spans in the ledger and the per-service meters.
+    fn book(&self, n: Normalizer, stats: IngestStats) -> Vec<Span> {
+        let kept = n.kept;
+        let (received, taken) = (n.received, kept.len() as u64);
+        self.shared.ledger.update(|c| {
             c.received += received;
             c.ignored_non_io += stats.spans_without_io_attributes;
-            c.sampled_out += received - n;
-            c.in_ingest_queue += n;
+            c.sampled_out += received - taken;
+            c.in_ingest_queue += taken;
         });
         self.meter(&kept);
         kept

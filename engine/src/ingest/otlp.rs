@@ -42,8 +42,39 @@ pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError
 /// Gives the events [`convert_borrowed`] gives for prost's decoding of
 /// `body`.
 pub fn protobuf_events<'a>(body: &'a [u8], origin: &str) -> Result<BorrowedEvents<'a>, IngestError> {
-    let request = super::view::decode(body).map_err(|e| invalid_protobuf_at(origin, e.offset as u64, &e.what))?;
-    Ok(convert_view(&request))
+    let request = read_protobuf(body, origin)?;
+    Ok(convert_view(&request.view))
+}
+
+/// A binary `ExportTraceServiceRequest` read in place and checked, its
+/// spans not yet mapped: [`ProtobufRequest::each_event`] hands them over
+/// one at a time, so that a caller that turns events into something else
+/// (the daemon normalizes them) does not store them first.
+#[derive(Debug)]
+pub struct ProtobufRequest<'a> {
+    view: Request<'a>,
+}
+
+/// Reads a binary `ExportTraceServiceRequest` in place; the error names
+/// `origin` and the byte offset where the request stopped making sense.
+pub fn read_protobuf<'a>(body: &'a [u8], origin: &str) -> Result<ProtobufRequest<'a>, IngestError> {
+    let view = super::view::decode(body).map_err(|e| invalid_protobuf_at(origin, e.offset as u64, &e.what))?;
+    Ok(ProtobufRequest { view })
+}
+
+impl<'a> ProtobufRequest<'a> {
+    /// The spans of the request: at least as many as the events it maps to.
+    pub fn span_count(&self) -> usize {
+        self.view.spans.len()
+    }
+
+    /// Maps each I/O span to the event [`protobuf_events`] gives for it and
+    /// hands it to `each`, in the same order; returns the request's counts.
+    pub fn each_event(&self, mut each: impl FnMut(SpanEvent<EventText<'a>>)) -> IngestStats {
+        let mut stats = IngestStats::default();
+        convert_each(&self.view, &mut stats, &mut each);
+        stats
+    }
 }
 
 /// Decodes a binary `ExportTraceServiceRequest` into prost's owned
@@ -209,9 +240,13 @@ fn convert_into<'a>(req: &Request<'a>, events: &mut Vec<SpanEvent<EventText<'a>>
     // At most one event per span: reserved at once, since an event is large
     // and doubling the vector copied every event made so far each time.
     events.reserve(req.spans.len());
+    convert_each(req, stats, &mut |e| events.push(e));
+}
+
+fn convert_each<'a>(req: &Request<'a>, stats: &mut IngestStats, each: &mut impl FnMut(SpanEvent<EventText<'a>>)) {
     let mut times = crate::time::TimestampWriter::default();
     for block in &req.blocks {
-        convert_block_view(req, block, events, stats, &mut times);
+        convert_block_view(req, block, each, stats, &mut times);
     }
 }
 
@@ -324,7 +359,7 @@ fn captured_parameters<'a>(attrs: &[Attr<'a>]) -> Vec<EventText<'a>> {
 fn convert_block_view<'a>(
     req: &Request<'a>,
     block: &Block,
-    events: &mut Vec<SpanEvent<EventText<'a>>>,
+    each: &mut impl FnMut(SpanEvent<EventText<'a>>),
     stats: &mut IngestStats,
     times: &mut crate::time::TimestampWriter,
 ) {
@@ -401,7 +436,7 @@ fn convert_block_view<'a>(
                     .and_then(|s| u64::try_from(s).ok()),
             ),
         };
-        events.push(SpanEvent {
+        each(SpanEvent {
             timestamp: EventText::Made(times.format(start)),
             trace_id: EventText::Made(hex(sp.trace_id)),
             span_id: EventText::Made(hex(sp.span_id)),
@@ -821,6 +856,26 @@ mod tests {
             let (x, y) = (crate::trace::Span::new(o, &mut a), crate::trace::Span::new(w, &mut b));
             assert_eq!((&x.event, &x.template, x.params), (&y.event, &y.template, y.params));
         }
+    }
+
+    #[test]
+    fn events_handed_over_one_at_a_time_are_the_events_of_the_request() {
+        let demo = include_bytes!("../../../examples/demo-traces.json");
+        let native = crate::ingest::parse(demo, "demo").unwrap();
+        let body = request_from_events(&native.events).encode_to_vec();
+        let (whole, whole_stats) = protobuf_events(&body, "demo").unwrap();
+        let request = read_protobuf(&body, "demo").unwrap();
+        let mut each = Vec::new();
+        let stats = request.each_event(|e| each.push(e));
+        assert_eq!(each, whole);
+        assert_eq!(stats, whole_stats);
+        // The parents are spans too, not events.
+        assert_eq!(request.span_count() as u64, stats.spans_read);
+        assert!(request.span_count() > each.len());
+        let err = read_protobuf(&body[..body.len() - 1], "cut.pb")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cut.pb") && err.contains("byte "), "{err}");
     }
 
     #[test]
