@@ -189,6 +189,19 @@ fn benches(c: &mut Criterion) {
                 .collect::<Vec<_>>()
         })
     });
+    // What the listeners do: each event normalized as it is mapped.
+    g.bench_function("each_in_place", |b| {
+        b.iter(|| {
+            let mut names = Interner::default();
+            let request = otlp::read_protobuf(black_box(proto), "bench").unwrap();
+            let mut spans = Vec::with_capacity(request.span_count());
+            request.each_event(|mut e| {
+                e.sanitize();
+                spans.push(trace::Span::new(e, &mut names));
+            });
+            spans
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("normalize");
