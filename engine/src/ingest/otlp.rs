@@ -37,10 +37,10 @@ pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError
 }
 
 /// Reads a binary `ExportTraceServiceRequest` in place and maps its I/O
-/// spans to events that borrow their strings from `body` (see
-/// [`super::view`]): what the daemon does with every protobuf request.
-/// Gives the events [`convert_borrowed`] gives for prost's decoding of
-/// `body`.
+/// spans to events that borrow their strings from `body` (the reader is
+/// described in docs/ARCHITECTURE.md). Gives the events [`convert_borrowed`] gives for
+/// prost's decoding of `body`; the daemon takes the same events one at a
+/// time ([`read_protobuf`]).
 pub fn protobuf_events<'a>(body: &'a [u8], origin: &str) -> Result<BorrowedEvents<'a>, IngestError> {
     let request = read_protobuf(body, origin)?;
     Ok(convert_view(&request.view))
