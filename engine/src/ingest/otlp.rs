@@ -642,10 +642,24 @@ mod tests {
 
     #[test]
     fn ids_are_lower_case_hex_at_any_length() {
-        for len in [0, 1, 8, 16, 32, 33, 70] {
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 32, 33, 70] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
             let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             assert_eq!(hex(&bytes), want, "{len} bytes");
+        }
+        // Ids of 8 and 16 bytes take their own path: every byte value at
+        // every position, and seeded random ids.
+        let mut cases = crate::testing::Cases::new(3);
+        for round in 0..20_000u32 {
+            let len = if round % 2 == 0 { 8 } else { 16 };
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| match round {
+                    0..512 => (round / 2) as u8 ^ (i as u8 * 17),
+                    _ => cases.below(256) as u8,
+                })
+                .collect();
+            let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex(&bytes), want, "{bytes:?}");
         }
     }
 
