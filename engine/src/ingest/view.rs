@@ -254,7 +254,15 @@ fn read_span<'a>(out: &mut Request<'a>, scope: usize, mut r: Reader<'a>) -> Resu
     Ok(span)
 }
 
-fn read_attr(mut r: Reader<'_>) -> Result<Attr<'_>, Fail> {
+fn read_attr(r: Reader<'_>) -> Result<Attr<'_>, Fail> {
+    match plain_attr(r.buf) {
+        Some(attr) => Ok(attr),
+        None => read_attr_fields(r),
+    }
+}
+
+/// A `KeyValue` read field by field, as protobuf allows it to be written.
+fn read_attr_fields(mut r: Reader<'_>) -> Result<Attr<'_>, Fail> {
     let mut attr = Attr {
         key: &[],
         value: Value::Absent,
@@ -288,6 +296,63 @@ fn read_attr(mut r: Reader<'_>) -> Result<Attr<'_>, Fail> {
         }
     }
     Ok(attr)
+}
+
+/// An attribute as exporters write it: its key, then at most one value
+/// holding at most one text, integer or boolean, nothing else. Read with
+/// a few byte comparisons; anything else (another field, a repeated one, a
+/// double, an array, a text that is not UTF-8, a length past the end)
+/// gives `None` and goes through [`read_attr`]'s general reading, which
+/// gives the same attribute or the error. Attributes are most of a
+/// request's fields.
+#[inline]
+fn plain_attr(buf: &[u8]) -> Option<Attr<'_>> {
+    const KEY: u8 = 1 << 3 | LEN;
+    const VALUE: u8 = 2 << 3 | LEN;
+    const STRING: u8 = 1 << 3 | LEN;
+    const BOOL: u8 = 2 << 3 | VARINT;
+    const INT: u8 = 3 << 3 | VARINT;
+    let (key, rest) = len_field(buf, KEY)?;
+    if rest.is_empty() {
+        return Some(Attr {
+            key,
+            value: Value::Absent,
+        });
+    }
+    let (v, rest) = len_field(rest, VALUE)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let value = match v.first() {
+        None => Value::Absent,
+        Some(&STRING) => match len_field(v, STRING)? {
+            (text, []) => Value::Str(std::str::from_utf8(text).ok()?),
+            _ => return None,
+        },
+        Some(&tag @ (BOOL | INT)) => match varint(&v[1..]) {
+            Ok((n, len)) if 1 + len == v.len() => match tag {
+                BOOL => Value::Bool(n != 0),
+                _ => Value::Int(n as i64),
+            },
+            _ => return None,
+        },
+        Some(_) => return None,
+    };
+    Some(Attr { key, value })
+}
+
+/// A length-delimited field with the one-byte key `tag` at the start of
+/// `buf`: its bytes and what follows them.
+#[inline(always)]
+fn len_field(buf: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&first, rest) = buf.split_first()?;
+    if first != tag {
+        return None;
+    }
+    let (len, n) = varint(rest).ok()?;
+    let rest = &rest[n..];
+    let len = usize::try_from(len).ok().filter(|&l| l <= rest.len())?;
+    Some(rest.split_at(len))
 }
 
 /// Why a varint could not be read.
@@ -817,6 +882,67 @@ mod tests {
                 .what
                 .contains("KeyValue.key runs past")
         );
+    }
+
+    #[test]
+    fn plain_attributes_read_as_the_general_reading_reads_them() {
+        // Attributes assembled from pieces, some of them damaged: whatever
+        // the short reading accepts, the field-by-field reading gives too.
+        let mut cases = crate::testing::Cases::new(11);
+        let mut taken = 0;
+        for _ in 0..50_000 {
+            let pick = |cases: &mut crate::testing::Cases, n: u64| cases.below(n) as usize;
+            let text = |cases: &mut crate::testing::Cases| -> Vec<u8> {
+                let pool: [&[u8]; 5] = [b"", b"db.statement", b"SELECT 1", &[0xc3, 0xa9], &[0xff, b'a']];
+                pool[pick(cases, 5)].to_vec()
+            };
+            let field = |tag: u8, body: &[u8]| {
+                let mut out = vec![tag];
+                prost::encoding::encode_varint(body.len() as u64, &mut out);
+                out.extend(body);
+                out
+            };
+            let mut buf = Vec::new();
+            for _ in 0..1 + pick(&mut cases, 3) {
+                match pick(&mut cases, 4) {
+                    0 | 1 => buf.extend(field(0x0a, &text(&mut cases))),
+                    2 => {
+                        let mut value = Vec::new();
+                        for _ in 0..pick(&mut cases, 3) {
+                            match pick(&mut cases, 5) {
+                                0 => value.extend(field(0x0a, &text(&mut cases))),
+                                1 => value.extend([0x10, pick(&mut cases, 3) as u8]),
+                                2 => {
+                                    value.push(0x18);
+                                    prost::encoding::encode_varint(cases.below(u64::MAX), &mut value);
+                                }
+                                3 => value.extend([0x21, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]),
+                                _ => value.extend(field(0x2a, b"\x0a\x00")),
+                            }
+                        }
+                        buf.extend(field(0x12, &value));
+                    }
+                    _ => buf.extend([0x18, 0x01]),
+                }
+            }
+            if !buf.is_empty() && pick(&mut cases, 4) == 0 {
+                let at = pick(&mut cases, buf.len() as u64);
+                buf[at] = cases.below(256) as u8;
+            }
+            if pick(&mut cases, 8) == 0 {
+                buf.truncate(pick(&mut cases, buf.len() as u64 + 1));
+            }
+            if let Some(attr) = plain_attr(&buf) {
+                taken += 1;
+                let general = read_attr_fields(Reader {
+                    buf: &buf,
+                    pos: 0,
+                    base: 0,
+                });
+                assert_eq!(general.ok(), Some(attr), "{buf:x?}");
+            }
+        }
+        assert!(taken > 5_000, "{taken}");
     }
 
     #[test]
