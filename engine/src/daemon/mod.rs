@@ -149,11 +149,9 @@ impl Ingest {
         self.queue(spans).await
     }
 
-    /// Samples and normalizes, and books the request's spans. The events
-    /// may borrow their strings from the request (the protobuf listeners
-    /// read it in place): the spans own what they keep, so the request can
-    /// be let go before they are queued.
-    fn normalize<S: Text>(&self, events: Vec<SpanEvent<S>>, stats: IngestStats) -> Vec<Span> {
+    /// Samples and normalizes events already made (OTLP/JSON, the JSON
+    /// socket), and books the request's spans.
+    fn normalize(&self, events: Vec<SpanEvent>, stats: IngestStats) -> Vec<Span> {
         let mut n = Normalizer::new(self.shared.settings.sampling_rate, events.len());
         for e in events {
             n.add(e);
@@ -162,7 +160,9 @@ impl Ingest {
     }
 
     /// [`Ingest::normalize`] for a protobuf request read in place: each
-    /// event is normalized as it is mapped, never stored.
+    /// event is normalized as it is mapped, never stored. The events borrow
+    /// their strings from the request and the spans own what they keep, so
+    /// the request can be let go before they are queued.
     pub(crate) fn normalize_protobuf(&self, request: &otlp::ProtobufRequest<'_>) -> Vec<Span> {
         let mut n = Normalizer::new(self.shared.settings.sampling_rate, request.span_count());
         let stats = request.each_event(|e| n.add(e));

@@ -38,9 +38,9 @@ pub fn parse_protobuf(body: &[u8], origin: &str) -> Result<Ingested, IngestError
 
 /// Reads a binary `ExportTraceServiceRequest` in place and maps its I/O
 /// spans to events that borrow their strings from `body` (the reader is
-/// described in docs/ARCHITECTURE.md). Gives the events [`convert_borrowed`] gives for
-/// prost's decoding of `body`; the daemon takes the same events one at a
-/// time ([`read_protobuf`]).
+/// described in docs/ARCHITECTURE.md). Gives the events
+/// [`convert_borrowed`] gives for prost's decoding of `body`; the daemon
+/// takes the same events one at a time ([`read_protobuf`]).
 pub fn protobuf_events<'a>(body: &'a [u8], origin: &str) -> Result<BorrowedEvents<'a>, IngestError> {
     let request = read_protobuf(body, origin)?;
     Ok(convert_view(&request.view))
@@ -311,7 +311,8 @@ struct Code<'a> {
 }
 
 fn code_of<'a>(attrs: &[Attr<'a>]) -> Option<Code<'a>> {
-    // Every code key starts so: one look at each key mostly settles it.
+    // Every key of CODE_KEYS starts with `code.`: one look at each key
+    // settles most spans.
     if !attrs.iter().any(|kv| kv.key.starts_with(b"code.")) || !CODE_KEYS.iter().any(|k| attr(attrs, k).is_some()) {
         return None;
     }
