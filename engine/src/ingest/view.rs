@@ -442,10 +442,20 @@ impl<'a> Reader<'a> {
     /// of the message.
     #[inline]
     fn key(&mut self) -> Result<Option<(u32, u8, usize)>, Fail> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
         let at = self.pos;
+        let Some(&b) = self.buf.get(at) else {
+            return Ok(None);
+        };
+        // Fields 1 to 15 have one-byte keys: nothing more to check.
+        if (8..0x80).contains(&b) {
+            self.pos += 1;
+            return Ok(Some((u32::from(b >> 3), b & 7, at)));
+        }
+        self.long_key(at)
+    }
+
+    #[inline(never)]
+    fn long_key(&mut self, at: usize) -> Result<Option<(u32, u8, usize)>, Fail> {
         let key = self.varint()?;
         let field = key >> 3;
         if field == 0 || key > u64::from(u32::MAX) {
