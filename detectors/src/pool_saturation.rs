@@ -1,7 +1,6 @@
 //! `pool_saturation`: more concurrent SQL spans than a pool can serve.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use perf_sentinel_engine::group::finding_for_group;
 use perf_sentinel_engine::registry::{DefaultValue, Detector, Kind, Settings, Tunable};
@@ -107,8 +106,8 @@ impl Detector for PoolSaturation {
         let (mut n, mut one_service) = (1, true);
         for s in sql {
             n += 1;
-            one_service &=
-                Arc::ptr_eq(&s.event.service, &first.event.service) || s.event.service == first.event.service;
+            // `Arc<str>` equality compares addresses before text.
+            one_service &= s.event.service == first.event.service;
         }
         if n < self.threshold {
             return;
@@ -171,11 +170,12 @@ mod tests {
                 e
             })
             .collect();
-        let mut out = Vec::new();
-        for trace in perf_sentinel_engine::trace::group_traces(events) {
-            PoolSaturation { threshold: 4 }.detect(&trace, &[], &mut out);
-        }
-        out.into_iter().map(|f| (f.service, f.pattern.occurrences)).collect()
+        perf_sentinel_engine::testing::findings_in(events, |trace, out| {
+            PoolSaturation { threshold: 4 }.detect(trace, &[], out)
+        })
+        .into_iter()
+        .map(|f| (f.service, f.pattern.occurrences))
+        .collect()
     }
 
     #[test]

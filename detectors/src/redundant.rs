@@ -58,7 +58,7 @@ pub fn detect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_sentinel_engine::trace::group_traces;
+    use perf_sentinel_engine::testing::findings_in;
 
     /// `(template, occurrences)` of the redundancy findings of one trace,
     /// given the `(type, template)` of the findings made before.
@@ -72,21 +72,20 @@ mod tests {
             .iter()
             .map(|(kind, t)| finding_for_group(kind, Severity::Warning, t, &[]))
             .collect();
-        let mut out = Vec::new();
-        for trace in group_traces(events) {
+        findings_in(events, |trace, out| {
             detect(
-                &trace,
+                trace,
                 EventKind::Sql,
                 "redundant_sql",
                 "n_plus_one_sql",
                 2,
                 &earlier,
-                &mut out,
-            );
-        }
-        out.into_iter()
-            .map(|f| (f.pattern.template, f.pattern.occurrences))
-            .collect()
+                out,
+            )
+        })
+        .into_iter()
+        .map(|f| (f.pattern.template, f.pattern.occurrences))
+        .collect()
     }
 
     #[test]

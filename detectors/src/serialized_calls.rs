@@ -1,7 +1,6 @@
 //! `serialized_calls`: independent calls run one after another.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use perf_sentinel_engine::group::finding_for_group;
 use perf_sentinel_engine::registry::{DefaultValue, Detector, Kind, Settings, Tunable};
@@ -112,10 +111,7 @@ impl Detector for SerializedCalls {
             // A chain takes its templates from the children: children of one
             // template (a loop, N+1's business) cannot make one.
             let first = &children[0].template;
-            if children
-                .iter()
-                .all(|s| Arc::ptr_eq(&s.template, first) || s.template == *first)
-            {
+            if children.iter().all(|s| s.template == *first) {
                 continue;
             }
             let timed: Vec<(&Span, (i64, i64))> = children
@@ -163,7 +159,7 @@ impl Detector for SerializedCalls {
 mod tests {
     use super::{SerializedCalls, longest_chain};
     use perf_sentinel_engine::registry::Detector;
-    use perf_sentinel_engine::trace::group_traces;
+    use perf_sentinel_engine::testing::findings_in;
 
     /// Findings for children of one parent, each `(statement, start ms)`
     /// and 10 ms long.
@@ -179,11 +175,7 @@ mod tests {
                 e
             })
             .collect();
-        let mut out = Vec::new();
-        for trace in group_traces(events) {
-            SerializedCalls { min: 3 }.detect(&trace, &[], &mut out);
-        }
-        out
+        findings_in(events, |trace, out| SerializedCalls { min: 3 }.detect(trace, &[], out))
     }
 
     #[test]

@@ -36,6 +36,16 @@ impl Cases {
     }
 }
 
+/// What `detect` finds in `events`, grouped into traces as the engine
+/// groups them, in trace order: the unit-test harness of a detector.
+pub fn findings_in(events: Vec<SpanEvent>, mut detect: impl FnMut(&crate::Trace, &mut Vec<Finding>)) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for trace in crate::trace::group_traces(events) {
+        detect(&trace, &mut out);
+    }
+    out
+}
+
 /// A SQL event of trace `trace_id` running `sql`, with every optional field
 /// left out: a starting point for unit tests of detectors and groupings.
 pub fn sql_event(trace_id: &str, span_id: &str, sql: &str) -> SpanEvent {

@@ -200,7 +200,8 @@ impl Detector for MnPlusOne {
         let (mut n, mut one_template) = (1, true);
         for s in sql {
             n += 1;
-            one_template &= Arc::ptr_eq(&s.template, &first.template) || s.template == first.template;
+            // `Arc<str>` equality compares addresses before text.
+            one_template &= s.template == first.template;
         }
         if n < shortest || one_template {
             return;
@@ -269,11 +270,8 @@ mod tests {
             min_repeats: 3,
             min_total_us: 0,
         };
-        let mut out = Vec::new();
-        for trace in perf_sentinel_engine::trace::group_traces(events) {
-            detector.detect(&trace, &[], &mut out);
-        }
-        out.into_iter()
+        perf_sentinel_engine::testing::findings_in(events, |trace, out| detector.detect(trace, &[], out))
+            .into_iter()
             .map(|f| (f.pattern.template, f.pattern.occurrences))
             .collect()
     }
